@@ -1,0 +1,67 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// globalOptions are the flags every command takes. Only cmd/ reads files
+// and the environment; packages get these as plain values.
+type globalOptions struct {
+	root           string
+	state          string
+	policy         string
+	insecurePolicy bool
+	registriesConf string
+	logLevel       string
+}
+
+// app is what every subcommand is given: the global options and a logger.
+type app struct {
+	opts   globalOptions
+	logger *slog.Logger
+}
+
+func newRootCommand() *cobra.Command {
+	a := &app{}
+	cmd := &cobra.Command{
+		Use:           "sigil",
+		Short:         "Fetch, verify and run signed container images, with no daemon",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setup(cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.PersistentFlags()
+	f.StringVar(&a.opts.root, "root", "/var/lib/sigil", "directory for content, snapshots and metadata")
+	f.StringVar(&a.opts.state, "state", "/run/sigil", "directory for runtime state (pods, containers, monitors)")
+	f.StringVar(&a.opts.policy, "policy", "/etc/sigil/policy.json", "trust policy (containers-policy.json format)")
+	f.BoolVar(&a.opts.insecurePolicy, "insecure-policy", false, "accept every image, ignoring the trust policy (as skopeo --insecure-policy)")
+	f.StringVar(&a.opts.registriesConf, "registries-conf", "", "registries.conf (containers-registries.conf v2); default $SIGIL_REGISTRIES_CONF, then /etc/containers/registries.conf if present")
+	f.StringVar(&a.opts.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+
+	for _, add := range subcommands {
+		cmd.AddCommand(add(a))
+	}
+	return cmd
+}
+
+// subcommands is filled by the init functions of the files that define
+// commands, one file per command, so adding one touches no shared list.
+var subcommands []func(*app) *cobra.Command
+
+func (a *app) setup(stderr io.Writer) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.opts.logLevel)); err != nil {
+		return err
+	}
+	a.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if a.opts.registriesConf == "" {
+		a.opts.registriesConf = os.Getenv("SIGIL_REGISTRIES_CONF")
+	}
+	return nil
+}

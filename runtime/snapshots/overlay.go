@@ -1,0 +1,227 @@
+// Package snapshots keeps unpacked layers as overlayfs lower directories,
+// one per layer, keyed by the layer's chain ID, so every image that shares
+// a layer stack shares its files on disk; and it prepares the writable
+// upper directory a container runs on.
+//
+// Lifecycle: Unpack fills a committed snapshot once (concurrent callers
+// wait for the first and then reuse its result); Prepare creates an active
+// snapshot (upper + work dirs) over a chain of committed ones and returns
+// the overlay mount; Remove deletes an active snapshot; Delete removes a
+// committed one, which gc does only when no image and no active snapshot
+// uses it.
+//
+// On disk:
+//
+//	snapshots/
+//	├── committed/<chain-id hex>/
+//	│   ├── fs/             the layer's own files, OCI whiteouts already
+//	│   │                   converted to overlayfs form (0/0 char devices,
+//	│   │                   trusted.overlay.opaque)
+//	│   └── diffid          the layer's uncompressed digest
+//	├── active/<key>/
+//	│   ├── upper/  work/   the container's writable layer
+//	│   └── parents.json    the chain IDs below it, bottom first
+//	├── tmp/                unpacks in progress; renamed into committed/
+//	└── locks/
+package snapshots
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/sigil-project/sigil/runtime/lockfile"
+	"github.com/sigil-project/sigil/runtime/mount"
+)
+
+// Snapshotter manages committed and active snapshots under one root.
+type Snapshotter struct{ root string }
+
+// New opens (creating if needed) the snapshot root.
+func New(root string) (*Snapshotter, error) {
+	for _, d := range []string{"committed", "active", "tmp", "locks"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			return nil, fmt.Errorf("snapshot root %s: %w", root, err)
+		}
+	}
+	return &Snapshotter{root: root}, nil
+}
+
+func (s *Snapshotter) committedDir(chainID digest.Digest) string {
+	return filepath.Join(s.root, "committed", chainID.Encoded())
+}
+
+// Has reports whether the snapshot for chainID is committed.
+func (s *Snapshotter) Has(chainID digest.Digest) bool {
+	_, err := os.Stat(filepath.Join(s.committedDir(chainID), "fs"))
+	return err == nil
+}
+
+// ApplyFunc writes one layer's files into an empty directory and returns
+// the layer's diff ID.
+type ApplyFunc func(ctx context.Context, dir string) (digest.Digest, error)
+
+// Unpack commits the snapshot chainID by calling apply on a fresh
+// directory, unless it is already committed. The result is renamed into
+// place only when apply succeeds, so a killed unpack leaves nothing a later
+// reader could mistake for a layer.
+func (s *Snapshotter) Unpack(ctx context.Context, chainID digest.Digest, apply ApplyFunc) error {
+	if s.Has(chainID) {
+		return nil
+	}
+	unlock, err := lockfile.Lock(ctx, filepath.Join(s.root, "locks", chainID.Encoded()+".lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if s.Has(chainID) {
+		return nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), chainID.Encoded()[:12]+"-")
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", chainID, err)
+	}
+	defer os.RemoveAll(tmp)
+	fsDir := filepath.Join(tmp, "fs")
+	if err := os.Mkdir(fsDir, 0o755); err != nil {
+		return fmt.Errorf("snapshot %s: %w", chainID, err)
+	}
+	diffID, err := apply(ctx, fsDir)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "diffid"), []byte(diffID.String()), 0o600); err != nil {
+		return fmt.Errorf("snapshot %s: %w (is the disk full?)", chainID, err)
+	}
+	if err := os.Rename(tmp, s.committedDir(chainID)); err != nil {
+		return fmt.Errorf("snapshot %s: commit: %w", chainID, err)
+	}
+	return nil
+}
+
+// Prepare creates the active snapshot key over the committed chain (bottom
+// first) and returns the overlay mount for it. Every snapshot in chain must
+// be committed.
+func (s *Snapshotter) Prepare(_ context.Context, key string, chain []digest.Digest) (mount.Mount, error) {
+	if key == "" || strings.ContainsAny(key, "/.") {
+		return mount.Mount{}, fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalidArgument)
+	}
+	if len(chain) == 0 {
+		return mount.Mount{}, fmt.Errorf("snapshot %s: an image with no layers cannot be run: %w", key, errdefs.ErrInvalidArgument)
+	}
+	lowers := make([]string, 0, len(chain))
+	for i := len(chain) - 1; i >= 0; i-- {
+		if !s.Has(chain[i]) {
+			return mount.Mount{}, fmt.Errorf("snapshot %s is not unpacked: fetch the image again: %w", chain[i], errdefs.ErrNotFound)
+		}
+		lowers = append(lowers, filepath.Join(s.committedDir(chain[i]), "fs"))
+	}
+	dir := filepath.Join(s.root, "active", key)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, errdefs.ErrAlreadyExists)
+		}
+		return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, err)
+	}
+	for _, d := range []string{"upper", "work"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			os.RemoveAll(dir)
+			return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, err)
+		}
+	}
+	b, _ := json.Marshal(chain)
+	if err := os.WriteFile(filepath.Join(dir, "parents.json"), b, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return mount.Mount{}, fmt.Errorf("snapshot %s: %w (is the disk full?)", key, err)
+	}
+	return s.mountFor(key, lowers), nil
+}
+
+func (s *Snapshotter) mountFor(key string, lowers []string) mount.Mount {
+	dir := filepath.Join(s.root, "active", key)
+	return mount.Mount{
+		Type:   "overlay",
+		Source: "overlay",
+		Options: []string{
+			"lowerdir=" + strings.Join(lowers, ":"),
+			"upperdir=" + filepath.Join(dir, "upper"),
+			"workdir=" + filepath.Join(dir, "work"),
+			// index=off and xino=off keep upper dirs portable and avoid
+			// the kernel refusing a lower dir reused by another mount.
+			"index=off",
+		},
+	}
+}
+
+// Remove deletes the active snapshot key; absent is not an error.
+func (s *Snapshotter) Remove(_ context.Context, key string) error {
+	if key == "" || strings.ContainsAny(key, "/.") {
+		return fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalidArgument)
+	}
+	if err := os.RemoveAll(filepath.Join(s.root, "active", key)); err != nil {
+		return fmt.Errorf("remove snapshot %s: %w", key, err)
+	}
+	return nil
+}
+
+// Delete removes the committed snapshot chainID; absent is not an error.
+// The caller makes sure nothing uses it (gc).
+func (s *Snapshotter) Delete(ctx context.Context, chainID digest.Digest) error {
+	unlock, err := lockfile.Lock(ctx, filepath.Join(s.root, "locks", chainID.Encoded()+".lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// Rename first so a crash mid-delete never leaves a half-deleted layer
+	// where Has would find it.
+	trash := filepath.Join(s.root, "tmp", "del-"+chainID.Encoded())
+	if err := os.Rename(s.committedDir(chainID), trash); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("delete snapshot %s: %w", chainID, err)
+	}
+	return os.RemoveAll(trash)
+}
+
+// Committed lists committed snapshots.
+func (s *Snapshotter) Committed(_ context.Context) ([]digest.Digest, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, "committed"))
+	if err != nil {
+		return nil, err
+	}
+	var out []digest.Digest
+	for _, e := range entries {
+		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
+		if d.Validate() == nil {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// Active lists active snapshots and the chains they stand on.
+func (s *Snapshotter) Active(_ context.Context) (map[string][]digest.Digest, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, "active"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]digest.Digest{}
+	for _, e := range entries {
+		var chain []digest.Digest
+		b, err := os.ReadFile(filepath.Join(s.root, "active", e.Name(), "parents.json"))
+		if err == nil {
+			_ = json.Unmarshal(b, &chain)
+		}
+		out[e.Name()] = chain
+	}
+	return out, nil
+}
