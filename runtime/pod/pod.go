@@ -1,0 +1,443 @@
+// Package pod manages pods: a set of pinned namespaces (network, IPC, UTS)
+// plus a cgroup parent, which one or more containers join. The CLI makes
+// one pod per container; the CRI makes one per sandbox.
+//
+// Namespaces are pinned without any long-lived process, as CRI-O's pinns
+// does: a goroutine locks itself to an OS thread, unshares the namespaces
+// on that thread, sets the hostname, brings up "lo", and bind-mounts the
+// thread's /proc/self/task/<tid>/ns/* files onto files in the pod's state
+// directory. The thread is never unlocked, so the Go runtime discards it
+// when the goroutine ends and no other goroutine runs in those namespaces.
+// The bind mounts keep the namespaces alive until Remove.
+//
+// Pod records are JSON files written to a temporary file and renamed, so
+// any other sigil process (or the CRI server after a restart) can Load a
+// pod. On disk, under the state directory (--state, /run/sigil):
+//
+//	<state>/
+//	└── pods/
+//	    └── <pod-id>/
+//	        ├── pod.json      the Pod record
+//	        └── ns/
+//	            ├── net       bind mount of the pinned network namespace (absent with host network)
+//	            ├── ipc       bind mount of the pinned IPC namespace
+//	            └── uts       bind mount of the pinned UTS namespace
+//
+// Cgroups: a pod's cgroup parent is "<cgroup root>/<pod-id>" ("/sigil/<id>"
+// by default) in every hierarchy; container cgroups nest under it
+// ("/sigil/<pod-id>/<container-id>") and are created by libcontainer.
+// Remove deletes the pod's cgroup directories in every cgroup v1 hierarchy
+// and in the unified (v2) one.
+//
+// Example:
+//
+//	p, err := pod.Create(ctx, "/run/sigil", pod.Config{ID: id, Hostname: "web", Network: pod.NetworkNone})
+//	if err != nil { ... }
+//	defer p.Remove(ctx)
+//	// containers join p.Namespaces.Network, p.Namespaces.IPC, p.Namespaces.UTS
+//	// and use a cgroup under p.CgroupParent.
+package pod
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Network is how a pod is networked.
+type Network string
+
+const (
+	// NetworkNone gives the pod its own network namespace with only a
+	// loopback interface, up.
+	NetworkNone Network = "none"
+	// NetworkHost shares the host's network namespace.
+	NetworkHost Network = "host"
+)
+
+// DefaultCgroupRoot is the cgroup under which pod cgroups are created.
+const DefaultCgroupRoot = "/sigil"
+
+// Config describes a pod to create.
+type Config struct {
+	// ID names the pod; a random one is chosen when empty. It must match
+	// [a-zA-Z0-9][a-zA-Z0-9_.-]* and be at most 128 characters.
+	ID string `json:"id"`
+	// Hostname is set in the pod's UTS namespace; it defaults to the first
+	// 12 characters of the ID.
+	Hostname string `json:"hostname"`
+	// Network is NetworkNone (default) or NetworkHost.
+	Network Network `json:"network"`
+	// CgroupRoot is the parent of the pod cgroup (default "/sigil").
+	CgroupRoot string `json:"cgroup_root,omitempty"`
+	// Labels are free-form metadata (the CRI keeps its sandbox labels
+	// here).
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Namespaces holds the paths of a pod's pinned namespace files. Network is
+// empty when the pod uses the host network.
+type Namespaces struct {
+	Network string `json:"network,omitempty"`
+	IPC     string `json:"ipc"`
+	UTS     string `json:"uts"`
+}
+
+// Pod is a created pod, as recorded on disk.
+type Pod struct {
+	Config
+	// CgroupParent is the pod's cgroup path, e.g. "/sigil/<id>".
+	CgroupParent string `json:"cgroup_parent"`
+	// Namespaces are the pinned namespace files to join.
+	Namespaces Namespaces `json:"namespaces"`
+	CreatedAt  time.Time  `json:"created_at"`
+
+	dir    string
+	logger *slog.Logger
+}
+
+// Option configures Create, Load and List.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+}
+
+// WithLogger sends the pod's lifecycle messages to l (default: discarded).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+func newOptions(opts []Option) options {
+	o := options{logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+var validID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+const (
+	recordName = "pod.json"
+	nsDirName  = "ns"
+)
+
+// Dir returns the pod's state directory, <state>/pods/<id>.
+func (p *Pod) Dir() string { return p.dir }
+
+func podDir(stateDir, id string) string { return filepath.Join(stateDir, "pods", id) }
+
+// Create pins the pod's namespaces and records it under stateDir. If a pod
+// with that ID exists, errdefs.ErrAlreadyExists is returned. On failure
+// nothing is left behind.
+func Create(ctx context.Context, stateDir string, cfg Config, opts ...Option) (_ *Pod, retErr error) {
+	o := newOptions(opts)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.ID == "" {
+		cfg.ID = randomID()
+	}
+	if !validID.MatchString(cfg.ID) {
+		return nil, fmt.Errorf("pod ID %q: use letters, digits, '_', '.', '-' (at most 128): %w", cfg.ID, errdefs.ErrInvalidArgument)
+	}
+	switch cfg.Network {
+	case "":
+		cfg.Network = NetworkNone
+	case NetworkNone, NetworkHost:
+	default:
+		return nil, fmt.Errorf("pod %s: network %q is not supported: use %q or %q: %w", cfg.ID, cfg.Network, NetworkNone, NetworkHost, errdefs.ErrInvalidArgument)
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = cfg.ID
+		if len(cfg.Hostname) > 12 {
+			cfg.Hostname = cfg.Hostname[:12]
+		}
+	}
+	if len(cfg.Hostname) > 64 {
+		return nil, fmt.Errorf("pod %s: hostname %q is longer than 64 characters: %w", cfg.ID, cfg.Hostname, errdefs.ErrInvalidArgument)
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = DefaultCgroupRoot
+	}
+	if !path.IsAbs(cfg.CgroupRoot) {
+		return nil, fmt.Errorf("pod %s: cgroup root %q is not absolute: %w", cfg.ID, cfg.CgroupRoot, errdefs.ErrInvalidArgument)
+	}
+
+	p := &Pod{
+		Config:       cfg,
+		CgroupParent: path.Join(cfg.CgroupRoot, cfg.ID),
+		CreatedAt:    time.Now().UTC(),
+		dir:          podDir(stateDir, cfg.ID),
+		logger:       o.logger.With("pod_id", cfg.ID),
+	}
+	p.logger.InfoContext(ctx, "creating pod", "network", cfg.Network, "hostname", cfg.Hostname)
+	if err := os.MkdirAll(filepath.Dir(p.dir), 0o700); err != nil {
+		return nil, fmt.Errorf("create pod %s: %w", cfg.ID, err)
+	}
+	if err := os.Mkdir(p.dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("pod %s: %w", cfg.ID, errdefs.ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("create pod %s: %w", cfg.ID, err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := p.Remove(context.WithoutCancel(ctx)); err != nil {
+				p.logger.WarnContext(ctx, "cleaning up a pod that failed to start", "error", err)
+			}
+		}
+	}()
+	nsDir := filepath.Join(p.dir, nsDirName)
+	if err := os.Mkdir(nsDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create pod %s: %w", cfg.ID, err)
+	}
+	ns, err := pinNamespaces(nsDir, cfg.Hostname, cfg.Network != NetworkHost)
+	p.Namespaces = ns // set even on error, so the cleanup unmounts what was pinned
+	if err != nil {
+		return nil, fmt.Errorf("create pod %s: %w", cfg.ID, err)
+	}
+	if err := writeJSON(filepath.Join(p.dir, recordName), p); err != nil {
+		return nil, fmt.Errorf("create pod %s: %w", cfg.ID, err)
+	}
+	p.logger.InfoContext(ctx, "created pod", "cgroup_parent", p.CgroupParent)
+	return p, nil
+}
+
+// Load reads the record of pod id. A pod that does not exist gives
+// errdefs.ErrNotFound.
+func Load(ctx context.Context, stateDir, id string, opts ...Option) (*Pod, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !validID.MatchString(id) {
+		return nil, fmt.Errorf("pod %q: %w", id, errdefs.ErrNotFound)
+	}
+	o := newOptions(opts)
+	dir := podDir(stateDir, id)
+	b, err := os.ReadFile(filepath.Join(dir, recordName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("pod %s: %w", id, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load pod %s: %w", id, err)
+	}
+	p := &Pod{dir: dir, logger: o.logger.With("pod_id", id)}
+	if err := json.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("load pod %s: %s is corrupt: %w", id, filepath.Join(dir, recordName), err)
+	}
+	return p, nil
+}
+
+// List loads every pod recorded under stateDir. Pods whose record is
+// being written or removed concurrently are skipped.
+func List(ctx context.Context, stateDir string, opts ...Option) ([]*Pod, error) {
+	entries, err := os.ReadDir(filepath.Join(stateDir, "pods"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	var pods []*Pod
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		p, err := Load(ctx, stateDir, e.Name(), opts...)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		pods = append(pods, p)
+	}
+	return pods, nil
+}
+
+// Remove unpins the pod's namespaces, deletes its cgroup directories
+// (which must hold no process) and its state directory. It is idempotent:
+// removing a removed pod, or one half-created, succeeds.
+//
+// A namespace stays alive while a process is still in it; Remove only
+// drops the pod's own reference.
+func (p *Pod) Remove(ctx context.Context) error {
+	p.logger.InfoContext(ctx, "removing pod")
+	var errs []error
+	for _, name := range []string{"net", "ipc", "uts"} {
+		f := filepath.Join(p.dir, nsDirName, name)
+		if err := unix.Unmount(f, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", f, err))
+		}
+	}
+	if p.CgroupParent != "" {
+		if err := removeCgroups(ctx, p.CgroupParent); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		if err := os.RemoveAll(p.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.ID, err)
+	}
+	p.logger.InfoContext(ctx, "removed pod")
+	return nil
+}
+
+// pinNamespaces creates new IPC and UTS (and network, if newNet)
+// namespaces on a dedicated OS thread and bind-mounts them into nsDir.
+// The namespaces pinned before a failure are returned with the error, for
+// cleanup.
+func pinNamespaces(nsDir, hostname string, newNet bool) (Namespaces, error) {
+	var ns Namespaces
+	err := onDiscardedThread(func() error {
+		var err error
+		ns, err = pinOnThisThread(nsDir, hostname, newNet)
+		return err
+	})
+	return ns, err
+}
+
+// onDiscardedThread runs fn on an OS thread that is thrown away afterwards,
+// for fn to change the thread's namespaces.
+//
+// The goroutine locks its thread and deliberately never unlocks it: a
+// goroutine that exits while locked makes the Go runtime terminate its
+// thread instead of reusing it. The main thread is the exception (the
+// runtime cannot end it, and would park it forever while it is still in
+// the pod's namespaces, where /proc/self/ns and /proc/self/net would see
+// them); so when the goroutine finds itself on the main thread, it keeps
+// that thread busy and runs fn on a nested goroutine, which therefore gets
+// another thread.
+func onDiscardedThread(fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			done <- onDiscardedThread(fn)
+			runtime.UnlockOSThread()
+			return
+		}
+		done <- fn()
+	}()
+	return <-done
+}
+
+func pinOnThisThread(nsDir, hostname string, newNet bool) (Namespaces, error) {
+	var ns Namespaces
+	flags := unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
+	if newNet {
+		flags |= unix.CLONE_NEWNET
+	}
+	if err := unix.Unshare(flags); err != nil {
+		return ns, fmt.Errorf("unshare namespaces: %w", err)
+	}
+	if err := unix.Sethostname([]byte(hostname)); err != nil {
+		return ns, fmt.Errorf("set hostname %q: %w", hostname, err)
+	}
+	if newNet {
+		if err := loopbackUp(); err != nil {
+			return ns, err
+		}
+	}
+	tid := unix.Gettid()
+	bind := func(name string) (string, error) {
+		target := filepath.Join(nsDir, name)
+		f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+		if err != nil {
+			return "", fmt.Errorf("pin %s namespace: %w", name, err)
+		}
+		f.Close()
+		src := fmt.Sprintf("/proc/self/task/%d/ns/%s", tid, name)
+		if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+			return "", fmt.Errorf("pin %s namespace: bind mount %s on %s: %w", name, src, target, err)
+		}
+		return target, nil
+	}
+	var err error
+	if ns.IPC, err = bind("ipc"); err != nil {
+		return ns, err
+	}
+	if ns.UTS, err = bind("uts"); err != nil {
+		return ns, err
+	}
+	if newNet {
+		if ns.Network, err = bind("net"); err != nil {
+			return ns, err
+		}
+	}
+	return ns, nil
+}
+
+// loopbackUp brings up "lo" in the calling thread's network namespace.
+func loopbackUp() error {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	return nil
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// writeJSON writes v to name atomically: a temporary file in the same
+// directory, synced, then renamed over name.
+func writeJSON(name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
