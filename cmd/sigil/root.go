@@ -11,12 +11,13 @@ import (
 // globalOptions are the flags every command takes. Only cmd/ reads files
 // and the environment; packages get these as plain values.
 type globalOptions struct {
-	root           string
-	state          string
-	policy         string
-	insecurePolicy bool
-	registriesConf string
-	logLevel       string
+	root               string
+	state              string
+	policy             string
+	insecurePolicy     bool
+	registriesConf     string
+	logLevel           string
+	insecureRegistries []string
 }
 
 // app is what every subcommand is given: the global options and a logger.
@@ -42,6 +43,7 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&a.opts.policy, "policy", "/etc/sigil/policy.json", "trust policy (containers-policy.json format)")
 	f.BoolVar(&a.opts.insecurePolicy, "insecure-policy", false, "accept every image, ignoring the trust policy (as skopeo --insecure-policy)")
 	f.StringVar(&a.opts.registriesConf, "registries-conf", "", "registries.conf (containers-registries.conf v2); default $SIGIL_REGISTRIES_CONF, then /etc/containers/registries.conf if present")
+	f.StringSliceVar(&a.opts.insecureRegistries, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP or unverified TLS (loopback always is)")
 	f.StringVar(&a.opts.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 
 	for _, add := range subcommands {
@@ -49,6 +51,9 @@ func newRootCommand() *cobra.Command {
 	}
 	return cmd
 }
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
 
 // subcommands is filled by the init functions of the files that define
 // commands, one file per command, so adding one touches no shared list.

@@ -151,7 +151,8 @@ func (c *Client) Repository(ctx context.Context, ep Endpoint, actions ...string)
 	}
 	return &Repository{
 		ep:      ep,
-		baseURL: fmt.Sprintf("%s://%s/v2/%s", scheme, ep.Registry, ep.Repository),
+		// RegistryStr maps docker.io to the host its API really lives on.
+		baseURL: fmt.Sprintf("%s://%s/v2/%s", scheme, reg.RegistryStr(), ep.Repository),
 		client:  &http.Client{Transport: rt},
 		logger:  c.logger,
 	}, nil
@@ -307,4 +308,46 @@ func classify(ep Endpoint, what string, err error) error {
 		return fmt.Errorf("%s at %s: registry unreachable (%w); check the address, or configure a mirror in registries.conf: %w", what, ep, err, errdefs.ErrUnavailable)
 	}
 	return fmt.Errorf("%s at %s: %w", what, ep, err)
+}
+
+// Login checks the client's credentials against the registry at host: it
+// completes the registry's auth handshake (basic or Bearer token), which
+// fails with errdefs.ErrUnauthenticated when they are refused.
+func (c *Client) Login(ctx context.Context, host string, insecure bool) error {
+	plain := insecure || isLoopback(host)
+	var nameOpts []name.Option
+	if plain {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(host, nameOpts...)
+	if err != nil {
+		return fmt.Errorf("registry %q: %w: %w", host, err, errdefs.ErrInvalidArgument)
+	}
+	auth, err := c.keychain.Resolve(reg)
+	if err != nil {
+		return err
+	}
+	// The catalog scope makes token servers check the password without
+	// needing a repository name, as docker login does.
+	rt, err := transport.NewWithContext(ctx, reg, auth, transport.NewUserAgent(c.base, c.userAgent), []string{"registry:catalog:*"})
+	if err != nil {
+		return classify(Endpoint{Registry: host}, "log in", err)
+	}
+	scheme := "https"
+	if plain {
+		scheme = "http"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+reg.RegistryStr()+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return classify(Endpoint{Registry: host}, "log in", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("log in to %s: credentials refused: %w", host, errdefs.ErrUnauthenticated)
+	}
+	return nil
 }

@@ -34,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
@@ -224,4 +225,13 @@ func (s *Snapshotter) Active(_ context.Context) (map[string][]digest.Digest, err
 		out[e.Name()] = chain
 	}
 	return out, nil
+}
+
+// CommittedAt is when the snapshot chainID was committed.
+func (s *Snapshotter) CommittedAt(chainID digest.Digest) (time.Time, error) {
+	fi, err := os.Stat(s.committedDir(chainID))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("snapshot %s: %w", chainID, err)
+	}
+	return fi.ModTime(), nil
 }

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/containerd/errdefs"
+	"github.com/spf13/cobra"
+
+	"github.com/sigil-project/sigil/runtime/images"
+	"github.com/sigil-project/sigil/runtime/pull"
+	"github.com/sigil-project/sigil/runtime/reference"
+	"github.com/sigil-project/sigil/runtime/registries"
+	"github.com/sigil-project/sigil/runtime/resolve"
+)
+
+func init() { subcommands = append(subcommands, newFetchCommand) }
+
+// fetchOptions are the flags shared by fetch and run.
+type fetchOptions struct {
+	platform string
+	quiet    bool
+}
+
+func (o *fetchOptions) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.platform, "platform", "", "platform to choose from a multi-platform image, os/arch[/variant] (default: this host's)")
+	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
+}
+
+func newFetchCommand(a *app) *cobra.Command {
+	var fo fetchOptions
+	cmd := &cobra.Command{
+		Use:     "fetch [flags] IMAGE",
+		Aliases: []string{"pull"},
+		Short:   "Fetch an image, after the trust policy accepts it",
+		Long: `Fetch resolves IMAGE (busybox means docker.io/library/busybox:latest;
+oci:DIR[:TAG] reads an OCI layout), has the trust policy judge the manifest
+digest, and only then downloads the config and layers and unpacks them.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			img, err := a.fetch(cmd.Context(), args[0], fo, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if !fo.quiet {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Fetched %s\n", img.Name)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), img.Target.Digest)
+			return nil
+		},
+	}
+	fo.register(cmd)
+	return cmd
+}
+
+// registries loads registries.conf: --registries-conf (or
+// $SIGIL_REGISTRIES_CONF) must exist; otherwise the system file is used
+// when there is one.
+func (a *app) registries() (*registries.Config, error) {
+	var conf *registries.Config
+	var err error
+	if a.opts.registriesConf != "" {
+		conf, err = registries.Load(a.opts.registriesConf)
+	} else {
+		conf, err = registries.LoadOptional("/etc/containers/registries.conf")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return conf.WithInsecure(a.opts.insecureRegistries...), nil
+}
+
+// fetch resolves, judges and pulls an image.
+func (a *app) fetch(ctx context.Context, refStr string, fo fetchOptions, stderr io.Writer) (*images.Image, error) {
+	ref, err := reference.Parse(refStr)
+	if err != nil {
+		return nil, err
+	}
+	// The policy is loaded first: without one nothing is fetched, not
+	// even a manifest.
+	verifier, err := a.verifier()
+	if err != nil {
+		return nil, err
+	}
+	conf, err := a.registries()
+	if err != nil {
+		return nil, err
+	}
+	stores, err := a.stores(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts := []pull.Option{pull.WithVerifier(verifier), pull.WithLogger(a.logger)}
+	if fo.platform != "" {
+		p, err := images.ParsePlatform(fo.platform)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, pull.WithPlatform(p))
+	}
+	var bars *barProgress
+	if f, ok := stderr.(*os.File); ok && !fo.quiet && isTerminal(f) {
+		bars = newBarProgress(stderr)
+		opts = append(opts, pull.WithProgress(bars))
+	}
+	res, err := resolve.New(a.remoteClient(), conf, a.logger).Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	img, err := pull.New(stores.Content, stores.Images, stores.Snapshots, opts...).Pull(ctx, res.Name, res.Target, res.Manifest, res.Fetcher)
+	if bars != nil {
+		bars.Wait()
+	}
+	return img, err
+}
+
+// pullPolicy is run's --pull: when to fetch.
+type pullPolicy string
+
+const (
+	pullMissing pullPolicy = "missing"
+	pullAlways  pullPolicy = "always"
+	pullNever   pullPolicy = "never"
+)
+
+// imageForRun returns the stored image for ref, fetching it when the pull
+// policy says so. A stored image is judged again by the current trust
+// policy before it runs: a key removed from the policy stops the image.
+func (a *app) imageForRun(ctx context.Context, refStr string, pp pullPolicy, fo fetchOptions, stderr io.Writer) (*images.Image, error) {
+	ref, err := reference.Parse(refStr)
+	if err != nil {
+		return nil, err
+	}
+	stores, err := a.stores(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if pp != pullAlways {
+		found, err := stores.Images.Lookup(ctx, ref.String())
+		if err == nil && len(found) == 1 {
+			verifier, err := a.verifier()
+			if err != nil {
+				return nil, err
+			}
+			img := found[0]
+			if err := verifier.VerifyImage(ctx, img.Name, img.Target); err != nil {
+				return nil, err
+			}
+			return img, nil
+		}
+		if err != nil && !errdefs.IsNotFound(err) {
+			return nil, err
+		}
+		if pp == pullNever {
+			return nil, fmt.Errorf("image %s is not here and --pull=never: fetch it with 'sigil fetch %s': %w", ref.String(), refStr, errdefs.ErrNotFound)
+		}
+		if !fo.quiet {
+			fmt.Fprintf(stderr, "Image %s is not here; fetching it.\n", ref.String())
+		}
+	}
+	return a.fetch(ctx, refStr, fo, stderr)
+}

@@ -1,0 +1,88 @@
+// Package credentials stores registry logins where docker and podman keep
+// them, so `sigil login`, `docker login` and `podman login` share them:
+// $REGISTRY_AUTH_FILE when set, else $DOCKER_CONFIG/config.json, else
+// ~/.docker/config.json. Reading goes through go-containerregistry's
+// default keychain, which reads the same files (and credential helpers).
+//
+//	f := credentials.DefaultFile()
+//	err := credentials.Save(f, "registry.example.com", "alice", "secret")
+package credentials
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// DefaultFile is the auth file sigil login writes.
+func DefaultFile() string {
+	if p := os.Getenv("REGISTRY_AUTH_FILE"); p != "" {
+		return p
+	}
+	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
+		return filepath.Join(d, "config.json")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = "/root"
+	}
+	return filepath.Join(home, ".docker", "config.json")
+}
+
+// Save records user:password for host in the auth file at path, keeping
+// every other setting in it untouched. The file is written mode 0600 via a
+// temporary file, so a crash never leaves it half-written.
+func Save(path, host, user, password string) error {
+	doc := map[string]json.RawMessage{}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("auth file %s: %w", path, err)
+	default:
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return fmt.Errorf("auth file %s is not valid JSON: %w; fix or remove it", path, err)
+		}
+	}
+	auths := map[string]map[string]any{}
+	if raw, ok := doc["auths"]; ok {
+		if err := json.Unmarshal(raw, &auths); err != nil {
+			return fmt.Errorf("auth file %s: \"auths\" is malformed: %w", path, err)
+		}
+	}
+	entry := auths[host]
+	if entry == nil {
+		entry = map[string]any{}
+	}
+	entry["auth"] = base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	auths[host] = entry
+	raw, err := json.Marshal(auths)
+	if err != nil {
+		return err
+	}
+	doc["auths"] = raw
+	out, err := json.MarshalIndent(doc, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("auth file %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".auth-*")
+	if err != nil {
+		return fmt.Errorf("auth file %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(out, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("auth file %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("auth file %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
