@@ -20,13 +20,15 @@ func init() { subcommands = append(subcommands, newFetchCommand) }
 
 // fetchOptions are the flags shared by fetch and run.
 type fetchOptions struct {
-	platform string
-	quiet    bool
+	platform     string
+	quiet        bool
+	maxLayerSize string
 }
 
 func (o *fetchOptions) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.platform, "platform", "", "platform to choose from a multi-platform image, os/arch[/variant] (default: this host's)")
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
+	cmd.Flags().StringVar(&o.maxLayerSize, "max-layer-size", "", "refuse a layer that decompresses to more than this (default 64GiB), the guard against decompression bombs")
 }
 
 func newFetchCommand(a *app) *cobra.Command {
@@ -99,6 +101,13 @@ func (a *app) fetch(ctx context.Context, refStr string, fo fetchOptions, stderr 
 			return nil, err
 		}
 		opts = append(opts, pull.WithPlatform(p))
+	}
+	if fo.maxLayerSize != "" {
+		n, err := parseBytes(fo.maxLayerSize)
+		if err != nil {
+			return nil, fmt.Errorf("--max-layer-size: %w", err)
+		}
+		opts = append(opts, pull.WithMaxLayerSize(n))
 	}
 	var bars *barProgress
 	if f, ok := stderr.(*os.File); ok && !fo.quiet && isTerminal(f) {

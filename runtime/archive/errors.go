@@ -35,7 +35,7 @@ func hint(kind error) string {
 	case ErrCorrupt:
 		return "the layer blob is damaged or truncated; pull the image again"
 	case ErrTooLarge:
-		return "if the image is trusted, raise the limit with archive.WithMaxSize"
+		return "a decompression bomb, or a layer larger than allowed: if the image is trusted, raise the layer size limit (sigil fetch --max-layer-size)"
 	case ErrUnsupportedCompression:
 		return "layers must be gzip, zstd or uncompressed tar; recompress the layer"
 	}
