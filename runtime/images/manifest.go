@@ -220,7 +220,7 @@ func SelectPlatform(idx *ocispec.Index, want ocispec.Platform) (ocispec.Descript
 		if m.Platform.OS != want.OS || m.Platform.Architecture != want.Architecture {
 			continue
 		}
-		if m.Platform.Variant == want.Variant {
+		if normalVariant(*m.Platform) == normalVariant(want) {
 			return m, nil
 		}
 		if m.Platform.Variant == "" && loose == nil {
@@ -232,6 +232,16 @@ func SelectPlatform(idx *ocispec.Index, want ocispec.Platform) (ocispec.Descript
 	}
 	return ocispec.Descriptor{}, fmt.Errorf("no image for platform %s in this index (it has: %s); choose one with --platform: %w",
 		FormatPlatform(want), strings.Join(have, ", "), errdefs.ErrNotFound)
+}
+
+// normalVariant maps the variants that mean the same CPU to one spelling,
+// as containerd's platform matcher does: arm64 is v8 unless it says
+// otherwise.
+func normalVariant(p ocispec.Platform) string {
+	if p.Architecture == "arm64" && p.Variant == "" {
+		return "v8"
+	}
+	return p.Variant
 }
 
 // ChainIDs computes the chain ID of each layer prefix, the key under which

@@ -150,7 +150,7 @@ func (c *Client) Repository(ctx context.Context, ep Endpoint, actions ...string)
 		scheme = "http"
 	}
 	return &Repository{
-		ep:      ep,
+		ep: ep,
 		// RegistryStr maps docker.io to the host its API really lives on.
 		baseURL: fmt.Sprintf("%s://%s/v2/%s", scheme, reg.RegistryStr(), ep.Repository),
 		client:  &http.Client{Transport: rt},

@@ -44,8 +44,10 @@ func write(t *testing.T, name, content string) {
 	}
 }
 
-func env(s *specs.Spec, key string) (string, bool) {
-	for _, e := range s.Process.Env {
+func env(s *specs.Spec, key string) (string, bool) { return envIn(s.Process.Env, key) }
+
+func envIn(list []string, key string) (string, bool) {
+	for _, e := range list {
 		k, v, _ := strings.Cut(e, "=")
 		if k == key {
 			return v, true
