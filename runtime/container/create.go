@@ -1,0 +1,291 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/cgroups/manager"
+	"github.com/opencontainers/runc/libcontainer"
+	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/sigil-project/sigil/runtime/mount"
+	"github.com/sigil-project/sigil/runtime/pod"
+	"github.com/sigil-project/sigil/runtime/spec"
+)
+
+// prepare checks opts, reserves the name and writes the record, in state
+// created and owned by this process.
+func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool) (*record, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("running containers needs root (rootless containers are not supported): run sigil as root: %w", errdefs.ErrFailedPrecondition)
+	}
+	if !libseccomp.Enabled {
+		return nil, fmt.Errorf("this sigil binary was built without seccomp support, and containers always get the default seccomp profile: rebuild with cgo, libseccomp-dev and -tags seccomp: %w", errdefs.ErrFailedPrecondition)
+	}
+	if opts.Rootfs.Type == "" || opts.Rootfs.Source == "" {
+		return nil, fmt.Errorf("create container: no root filesystem mount given: %w", errdefs.ErrInvalidArgument)
+	}
+	if opts.Name != "" && !validName.MatchString(opts.Name) {
+		return nil, fmt.Errorf("container name %q: use letters, digits, '_', '.', '-' (at most 128), starting with a letter or digit: %w", opts.Name, errdefs.ErrInvalidArgument)
+	}
+	switch opts.Network {
+	case "", pod.NetworkNone, pod.NetworkHost:
+	default:
+		return nil, fmt.Errorf("network %q is not supported: use %q or %q: %w", opts.Network, pod.NetworkNone, pod.NetworkHost, errdefs.ErrInvalidArgument)
+	}
+	if opts.PodID != "" && opts.Network != "" {
+		return nil, fmt.Errorf("a container joining pod %s uses the pod's network: drop the network option: %w", opts.PodID, errdefs.ErrInvalidArgument)
+	}
+	for _, v := range opts.Run.Volumes {
+		if _, err := os.Stat(v.Source); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("volume %s: host path %s does not exist: create it first: %w", v, v.Source, errdefs.ErrInvalidArgument)
+			}
+			return nil, fmt.Errorf("volume %s: %w", v, err)
+		}
+	}
+	if opts.PodID != "" {
+		if _, err := pod.Load(ctx, m.state, opts.PodID); err != nil {
+			return nil, fmt.Errorf("create container in pod %s: %w", opts.PodID, err)
+		}
+	}
+
+	id := newID()
+	name := opts.Name
+	if name == "" {
+		name = id[:12]
+	}
+	r := &record{
+		Info: Info{
+			ID:          id,
+			Name:        name,
+			ImageRef:    opts.ImageRef,
+			ImageDigest: opts.ImageDigest,
+			PodID:       opts.PodID,
+			Status:      StatusCreated,
+			CreatedAt:   time.Now().UTC(),
+			LogPath:     m.logPath(id),
+			Options:     opts.Run,
+			Stdin:       opts.Stdin,
+			AutoRemove:  opts.AutoRemove,
+			Detached:    detached,
+		},
+		Image:   opts.Image,
+		Rootfs:  opts.Rootfs,
+		Network: string(opts.Network),
+		Owner:   self(),
+	}
+	if r.PodID == "" {
+		r.PodID, r.OwnsPod = id, true
+	}
+
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	all, err := m.allRecords()
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range all {
+		if o.Name == name {
+			return nil, fmt.Errorf("container name %q is already in use by container %s: remove it with 'sigil rm %s' or choose another --name: %w", name, o.ID[:12], name, errdefs.ErrAlreadyExists)
+		}
+	}
+	if err := os.Mkdir(m.recordDir(id), 0o700); err != nil {
+		return nil, fmt.Errorf("create container %s: %w", name, err)
+	}
+	if err := m.writeRecord(r); err != nil {
+		_ = os.RemoveAll(m.recordDir(id))
+		return nil, fmt.Errorf("create container %s: %w", name, err)
+	}
+	return r, nil
+}
+
+// setup makes the container ready to start: its pod, its rootfs mount,
+// its spec and the libcontainer container. On failure, what was done is
+// undone.
+func (m *Manager) setup(ctx context.Context, r *record, log *slog.Logger) (_ *libcontainer.Container, _ *specs.Spec, retErr error) {
+	defer func() {
+		if retErr != nil {
+			if err := m.teardown(context.WithoutCancel(ctx), r, log); err != nil {
+				log.WarnContext(ctx, "cleaning up after a failed start", "error", err)
+			}
+		}
+	}()
+	var p *pod.Pod
+	var err error
+	if r.OwnsPod {
+		p, err = pod.Create(ctx, m.state, pod.Config{
+			ID:       r.PodID,
+			Hostname: r.Options.Hostname,
+			Network:  pod.Network(r.Network),
+		}, pod.WithLogger(m.logger))
+	} else {
+		p, err = pod.Load(ctx, m.state, r.PodID, pod.WithLogger(m.logger))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+
+	rootfs := m.rootfsDir(r.ID)
+	if err := os.MkdirAll(rootfs, 0o700); err != nil {
+		return nil, nil, err
+	}
+	if err := r.Rootfs.Mount(rootfs); err != nil {
+		return nil, nil, fmt.Errorf("mount the image's root filesystem: %w", err)
+	}
+
+	run := r.Options
+	if run.Hostname == "" {
+		run.Hostname = p.Hostname
+	}
+	s, err := spec.Generate(spec.Options{
+		ID:          r.ID,
+		Image:       r.Image,
+		Rootfs:      rootfs,
+		CgroupsPath: path.Join(p.CgroupParent, r.ID),
+		Namespaces: spec.Namespaces{
+			Network:     p.Namespaces.Network,
+			HostNetwork: p.Network == pod.NetworkHost,
+			IPC:         p.Namespaces.IPC,
+			UTS:         p.Namespaces.UTS,
+		},
+		Run:    run,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writeFileAtomic(m.specPath(r.ID), b); err != nil {
+		return nil, nil, fmt.Errorf("write the runtime spec: %w", err)
+	}
+
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: r.ID, Spec: s})
+	if err != nil {
+		return nil, nil, fmt.Errorf("convert the runtime spec: %w", err)
+	}
+	// Whoever supervises the container (sigil run, or the monitor) is the
+	// parent of its init: if it dies, the container dies too, rather than
+	// run on unsupervised.
+	cfg.ParentDeathSignal = int(unix.SIGKILL)
+	lc, err := libcontainer.Create(m.libcontainerRoot(), r.ID, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create the container: %w", err)
+	}
+	return lc, s, nil
+}
+
+// teardown releases what a container holds once its init has exited:
+// the libcontainer container (its cgroup and state), the rootfs mount,
+// and the pod when the container owns it. It is idempotent.
+func (m *Manager) teardown(ctx context.Context, r *record, log *slog.Logger) error {
+	var errs []error
+	lc, err := libcontainer.Load(m.libcontainerRoot(), r.ID)
+	switch {
+	case err == nil:
+		if st, _ := lc.Status(); st != libcontainer.Stopped {
+			_ = lc.Signal(unix.SIGKILL)
+			waitStopped(ctx, lc, 5*time.Second)
+		}
+		if err := lc.Destroy(); err != nil {
+			errs = append(errs, err)
+		}
+	case errors.Is(err, libcontainer.ErrNotExist):
+	default:
+		errs = append(errs, fmt.Errorf("load the container: %w", err))
+	}
+	if err := mount.Unmount(m.rootfsDir(r.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	if r.OwnsPod {
+		p, err := pod.Load(ctx, m.state, r.PodID, pod.WithLogger(m.logger))
+		switch {
+		case err == nil:
+			if err := p.Remove(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		case errors.Is(err, errdefs.ErrNotFound):
+		default:
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clean up container %s: %w", r.Name, err)
+	}
+	log.DebugContext(ctx, "released the container's resources")
+	return nil
+}
+
+// waitStopped polls until lc's init is gone, for at most d.
+func waitStopped(ctx context.Context, lc *libcontainer.Container, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if st, err := lc.Status(); err != nil || st == libcontainer.Stopped {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// oomKilled reports whether the kernel OOM-killed a process in lc's
+// cgroup (memory.oom_control's oom_kill on cgroup v1, memory.events on
+// v2). It must be called before lc is destroyed.
+func oomKilled(lc *libcontainer.Container) (bool, error) {
+	st, err := lc.State()
+	if err != nil {
+		return false, err
+	}
+	cfg := lc.Config()
+	mgr, err := manager.NewWithPaths(cfg.Cgroups, st.CgroupPaths)
+	if err != nil {
+		return false, err
+	}
+	n, err := mgr.OOMKillCount()
+	if err != nil {
+		return false, err
+	}
+	return n > 0, nil
+}
+
+// newProcess turns the spec's process into a libcontainer one.
+// Capabilities, rlimits, seccomp and no_new_privs are the container
+// config's: libcontainer applies them to every process, exec'd ones too,
+// when the Process leaves them unset.
+func newProcess(p *specs.Process, init bool) *libcontainer.Process {
+	lp := &libcontainer.Process{
+		Args: p.Args,
+		Env:  p.Env,
+		UID:  int(p.User.UID),
+		GID:  int(p.User.GID),
+		Cwd:  p.Cwd,
+		Init: init,
+	}
+	for _, g := range p.User.AdditionalGids {
+		lp.AdditionalGroups = append(lp.AdditionalGroups, int(g))
+	}
+	return lp
+}

@@ -1,0 +1,165 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
+)
+
+// Stop stops a running container: its stop signal (the image's
+// StopSignal, or SIGTERM), then SIGKILL if it has not exited after
+// timeout. It returns once the container's exit is recorded. Stopping a
+// container that is not running succeeds and does nothing, so scripts can
+// stop unconditionally.
+func (m *Manager) Stop(ctx context.Context, ref string, timeout time.Duration) error {
+	r, err := m.resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	log := m.logger.With("container_id", r.ID, "pod_id", r.PodID)
+	if r.Status != StatusRunning {
+		log.DebugContext(ctx, "container is not running: nothing to stop", "status", r.Status)
+		return nil
+	}
+	sig := stopSignal(r.Image.StopSignal)
+	log.InfoContext(ctx, "stopping container", "signal", unix.SignalName(sig), "timeout", timeout)
+	if err := m.signal(r, sig); err != nil {
+		return fmt.Errorf("stop container %s: %w", r.Name, err)
+	}
+	exited, err := m.waitExited(ctx, r.ID, timeout)
+	if err != nil {
+		return fmt.Errorf("stop container %s: %w", r.Name, err)
+	}
+	if !exited {
+		log.InfoContext(ctx, "container did not exit in time: killing it", "timeout", timeout)
+		if err := m.signal(r, unix.SIGKILL); err != nil {
+			return fmt.Errorf("stop container %s: %w", r.Name, err)
+		}
+		if exited, err = m.waitExited(ctx, r.ID, 10*time.Second); err != nil {
+			return fmt.Errorf("stop container %s: %w", r.Name, err)
+		}
+		if !exited {
+			return fmt.Errorf("container %q was sent SIGKILL but its exit was not recorded within 10s: check 'sigil ps' and the monitor log %s", r.Name, m.monitorLog(r.ID))
+		}
+	}
+	log.InfoContext(ctx, "stopped container")
+	return nil
+}
+
+// signal sends sig to the container's init. A container that is already
+// gone is not an error.
+func (m *Manager) signal(r *record, sig unix.Signal) error {
+	lc, err := libcontainer.Load(m.libcontainerRoot(), r.ID)
+	if errors.Is(err, libcontainer.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := lc.Signal(sig); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+		return err
+	}
+	return nil
+}
+
+// waitExited polls until the container's exit is recorded (or its record
+// is gone, or its supervisor died), for at most d.
+func (m *Manager) waitExited(ctx context.Context, id string, d time.Duration) (bool, error) {
+	deadline := time.Now().Add(d)
+	for {
+		r, err := m.readRecord(id)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if r, err = m.refresh(ctx, r); err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				return true, nil
+			}
+			return false, err
+		}
+		if !m.active(r) {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// active reports whether a container is running or being started.
+func (m *Manager) active(r *record) bool {
+	return r.Status == StatusRunning || (r.Status == StatusCreated && r.Owner.alive())
+}
+
+// Remove deletes a container: its cgroup, rootfs mount, state, record and
+// log, and its pod when it owns it. A running (or starting) container is
+// refused with errdefs.ErrFailedPrecondition unless force is set, in
+// which case it is killed first.
+func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
+	r, err := m.resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	log := m.logger.With("container_id", r.ID, "pod_id", r.PodID)
+	if m.active(r) {
+		if !force {
+			return fmt.Errorf("container %q is %s: stop it with 'sigil stop %s' or remove it with 'sigil rm --force %s': %w",
+				r.Name, r.Status, r.Name, r.Name, errdefs.ErrFailedPrecondition)
+		}
+		log.InfoContext(ctx, "killing container to remove it")
+		if err := m.signal(r, unix.SIGKILL); err != nil {
+			return fmt.Errorf("remove container %s: %w", r.Name, err)
+		}
+		// Let the supervisor record the exit and release what it holds,
+		// rather than race it.
+		if _, err := m.waitExited(ctx, r.ID, 10*time.Second); err != nil {
+			return fmt.Errorf("remove container %s: %w", r.Name, err)
+		}
+	}
+	log.InfoContext(ctx, "removing container")
+	if err := m.removeFiles(ctx, r, log); err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "removed container")
+	return nil
+}
+
+// removeFiles releases the container's resources and deletes its state
+// and record directories. The rootfs directory is removed only once empty
+// and unmounted, so an image can never be deleted through it.
+func (m *Manager) removeFiles(ctx context.Context, r *record, log *slog.Logger) error {
+	if err := m.teardown(ctx, r, log); err != nil {
+		return fmt.Errorf("remove container %s: %w", r.Name, err)
+	}
+	if err := os.Remove(m.rootfsDir(r.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove container %s: its rootfs directory %s: %w (is something still mounted there?)", r.Name, m.rootfsDir(r.ID), err)
+	}
+	if err := os.RemoveAll(m.stateDir(r.ID)); err != nil {
+		return fmt.Errorf("remove container %s: %w", r.Name, err)
+	}
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := os.RemoveAll(m.recordDir(r.ID)); err != nil {
+		return fmt.Errorf("remove container %s: %w", r.Name, err)
+	}
+	return nil
+}

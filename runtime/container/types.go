@@ -1,0 +1,129 @@
+package container
+
+import (
+	"io"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/sigil-project/sigil/runtime/mount"
+	"github.com/sigil-project/sigil/runtime/pod"
+	"github.com/sigil-project/sigil/runtime/spec"
+)
+
+// Status is where a container is in its lifecycle.
+type Status string
+
+const (
+	// StatusCreated: recorded, not (yet) started; a start that failed
+	// leaves the container here with Info.Error set.
+	StatusCreated Status = "created"
+	// StatusRunning: its init process is running.
+	StatusRunning Status = "running"
+	// StatusExited: its init process has exited; Info.ExitCode is set.
+	StatusExited Status = "exited"
+)
+
+// ExitCodeUnknown is recorded when a container's supervisor died before
+// recording its exit.
+const ExitCodeUnknown = 255
+
+// CreateOptions describes a container to run.
+type CreateOptions struct {
+	// Name is unique among containers; it defaults to the first 12
+	// characters of the ID. It must match [a-zA-Z0-9][a-zA-Z0-9_.-]*.
+	Name string
+	// ImageRef and ImageDigest are recorded for ps and inspect.
+	ImageRef    string
+	ImageDigest digest.Digest
+	// Image is the image's config.
+	Image ocispec.ImageConfig
+	// Rootfs is mounted on the container's rootfs directory before start
+	// and unmounted when the container has exited.
+	Rootfs mount.Mount
+	// Run holds the per-run options (command, env, user, limits...).
+	Run spec.RunOptions
+	// Stdin keeps the container's stdin open (-i). In the foreground it is
+	// connected to IO.Stdin; detached, it stays open and unconnected (so a
+	// shell keeps running, as with docker run -di).
+	Stdin bool
+	// AutoRemove removes the container once it has exited (--rm).
+	AutoRemove bool
+	// PodID joins an existing pod (the CRI's sandbox). When empty, a pod
+	// of the container's own is created, with Network, and removed with
+	// the container.
+	PodID string
+	// Network of the container's own pod: pod.NetworkNone (default) or
+	// pod.NetworkHost.
+	Network pod.Network
+}
+
+// ExecOptions describes a process to run in a running container. Unset
+// fields are taken from the container's own process.
+type ExecOptions struct {
+	Args []string
+	// Env entries (KEY=VALUE) are added to the container's environment.
+	Env []string
+	// Tty allocates a pseudo-terminal.
+	Tty bool
+	// Stdin connects IO.Stdin to the process (-i).
+	Stdin bool
+	// User is "uid[:gid]" or "name[:group]", resolved in the container.
+	User string
+	// Cwd is the working directory (absolute).
+	Cwd string
+}
+
+// IO connects a foreground process to the caller. With a terminal
+// (Run.Tty or ExecOptions.Tty) the output is all on Stdout, and when
+// Stdin is a terminal it is put in raw mode and its size followed.
+type IO struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// ExitStatus is how a container's init process ended.
+type ExitStatus struct {
+	// Code is the exit code, 128+n for a process killed by signal n.
+	Code int
+	// OOMKilled says that the kernel's OOM killer killed a process of
+	// the container (because of its memory limit).
+	OOMKilled bool
+}
+
+// Info is what is known about a container: the record kept on disk.
+type Info struct {
+	ID          string        `json:"id"`
+	Name        string        `json:"name"`
+	ImageRef    string        `json:"image_ref"`
+	ImageDigest digest.Digest `json:"image_digest,omitempty"`
+	// PodID is the pod the container is in; OwnsPod says the pod was
+	// created for it (and goes with it).
+	PodID   string `json:"pod_id"`
+	OwnsPod bool   `json:"owns_pod"`
+	Status  Status `json:"status"`
+	// Pid is the host PID of the container's init while it runs.
+	Pid       int  `json:"pid,omitempty"`
+	ExitCode  int  `json:"exit_code"`
+	OOMKilled bool `json:"oom_killed"`
+	// Error says why the container failed to start, or why its exit is
+	// unknown.
+	Error      string    `json:"error,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// Command is the container's process arguments, as started.
+	Command []string `json:"command,omitempty"`
+	LogPath string   `json:"log_path"`
+	// Options are the run options the container was created with.
+	Options    spec.RunOptions `json:"options"`
+	Stdin      bool            `json:"stdin,omitempty"`
+	AutoRemove bool            `json:"auto_remove,omitempty"`
+	// Detached is true for a container supervised by a monitor process.
+	Detached bool `json:"detached,omitempty"`
+}
+
+// Running reports whether the container's init is running.
+func (i Info) Running() bool { return i.Status == StatusRunning }
