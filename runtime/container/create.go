@@ -36,6 +36,14 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 	if opts.Rootfs.Type == "" || opts.Rootfs.Source == "" {
 		return nil, fmt.Errorf("create container: no root filesystem mount given: %w", errdefs.ErrInvalidArgument)
 	}
+	if opts.ID != "" && !validName.MatchString(opts.ID) {
+		return nil, fmt.Errorf("container ID %q: use letters, digits, '_', '.', '-' (at most 128), starting with a letter or digit: %w", opts.ID, errdefs.ErrInvalidArgument)
+	}
+	for _, d := range opts.OwnedDirs {
+		if !path.IsAbs(d) || path.Clean(d) == "/" {
+			return nil, fmt.Errorf("owned directory %q: must be absolute, and not /: %w", d, errdefs.ErrInvalidArgument)
+		}
+	}
 	if opts.Name != "" && !validName.MatchString(opts.Name) {
 		return nil, fmt.Errorf("container name %q: use letters, digits, '_', '.', '-' (at most 128), starting with a letter or digit: %w", opts.Name, errdefs.ErrInvalidArgument)
 	}
@@ -61,7 +69,10 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 		}
 	}
 
-	id := newID()
+	id := opts.ID
+	if id == "" {
+		id = NewID()
+	}
 	name := opts.Name
 	if name == "" {
 		name = id[:12]
@@ -81,10 +92,11 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 			AutoRemove:  opts.AutoRemove,
 			Detached:    detached,
 		},
-		Image:   opts.Image,
-		Rootfs:  opts.Rootfs,
-		Network: string(opts.Network),
-		Owner:   self(),
+		Image:     opts.Image,
+		Rootfs:    opts.Rootfs,
+		Network:   string(opts.Network),
+		OwnedDirs: opts.OwnedDirs,
+		Owner:     self(),
 	}
 	if r.PodID == "" {
 		r.PodID, r.OwnsPod = id, true
@@ -100,11 +112,17 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 		return nil, err
 	}
 	for _, o := range all {
+		if o.ID == id {
+			return nil, fmt.Errorf("container ID %s is already in use (by %q): %w", id, o.Name, errdefs.ErrAlreadyExists)
+		}
 		if o.Name == name {
 			return nil, fmt.Errorf("container name %q is already in use by container %s: remove it with 'sigil rm %s' or choose another --name: %w", name, o.ID[:12], name, errdefs.ErrAlreadyExists)
 		}
 	}
 	if err := os.Mkdir(m.recordDir(id), 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("container ID %s is already in use: %w", id, errdefs.ErrAlreadyExists)
+		}
 		return nil, fmt.Errorf("create container %s: %w", name, err)
 	}
 	if err := m.writeRecord(r); err != nil {

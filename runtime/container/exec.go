@@ -70,7 +70,7 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions, stdio IO)
 	}
 	defer pio.close(context.WithoutCancel(ctx))
 	log.DebugContext(ctx, "exec in container", "args", o.Args)
-	if err := lc.Run(proc); err != nil {
+	if err := launch(func() error { return lc.Run(proc) }); err != nil {
 		if errors.Is(err, libcontainer.ErrNotRunning) {
 			return 0, notRunning
 		}

@@ -8,13 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/opencontainers/runc/libcontainer"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
 
 	"github.com/sigil-project/sigil/runtime/mount"
 	"github.com/sigil-project/sigil/runtime/spec"
@@ -23,9 +25,16 @@ import (
 // TestMain lets the test binary be re-executed as libcontainer's init and
 // as a monitor, as the sigil binary is.
 func TestMain(m *testing.M) {
+	// As cmd/sigil/init.go: keep the main thread to the main goroutine, so
+	// that no goroutine that changes its thread's namespaces (pod pinning,
+	// libcontainer's mount-source thread) can leave it, and with it
+	// /proc/self, in a container's namespaces.
+	runtime.LockOSThread()
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "init":
+			// As cmd/sigil/init.go: see the package documentation.
+			_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 			libcontainer.Init() // never returns
 		case MonitorCommand:
 			os.Exit(RunMonitor(os.Args[2:]))
@@ -125,11 +134,11 @@ func requireRoot(t *testing.T) {
 
 // testEnv is a Manager over fresh root and state directories.
 type testEnv struct {
-	m            *Manager
-	root, state  string
-	rootfs       string
-	overlayDirs  string
-	logger       *slog.Logger
+	m           *Manager
+	root, state string
+	rootfs      string
+	overlayDirs string
+	logger      *slog.Logger
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -175,6 +184,13 @@ func (e *testEnv) cleanup(t *testing.T) {
 // overlay returns an overlay mount of the busybox rootfs with a fresh
 // upper layer, as a snapshot would hand it over.
 func (e *testEnv) overlay(t *testing.T) mount.Mount {
+	m, _ := e.overlayIn(t)
+	return m
+}
+
+// overlayIn is overlay, also returning the directory that holds the
+// upper and work directories.
+func (e *testEnv) overlayIn(t *testing.T) (mount.Mount, string) {
 	t.Helper()
 	d, err := os.MkdirTemp(mustMkdir(t, e.overlayDirs), "ovl-")
 	if err != nil {
@@ -185,7 +201,7 @@ func (e *testEnv) overlay(t *testing.T) mount.Mount {
 	mustMkdir(t, work)
 	return mount.Mount{Type: "overlay", Source: "overlay", Options: []string{
 		"lowerdir=" + e.rootfs, "upperdir=" + upper, "workdir=" + work,
-	}}
+	}}, d
 }
 
 // bind returns a read-write bind mount of the busybox rootfs.
@@ -243,7 +259,9 @@ func (s *syncBuffer) String() string {
 // mountsUnder lists the mount points under dir.
 func mountsUnder(t *testing.T, dir string) []string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}

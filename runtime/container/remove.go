@@ -153,6 +153,13 @@ func (m *Manager) removeFiles(ctx context.Context, r *record, log *slog.Logger) 
 	if err := os.RemoveAll(m.stateDir(r.ID)); err != nil {
 		return fmt.Errorf("remove container %s: %w", r.Name, err)
 	}
+	// The rootfs is unmounted (teardown succeeded), so the snapshot's
+	// directories can go.
+	for _, d := range r.OwnedDirs {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("remove container %s: its directory %s: %w", r.Name, d, err)
+		}
+	}
 	unlock, err := m.lock(ctx)
 	if err != nil {
 		return err

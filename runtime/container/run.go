@@ -99,7 +99,7 @@ func (m *Manager) start(ctx context.Context, r *record, s streams, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("start container %s: %w", r.Name, err)
 	}
-	if err := lc.Run(proc); err != nil {
+	if err := launch(func() error { return lc.Run(proc) }); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", r.Name, explainStartError(err, sp.Process.Args))
 	}
 	kill := func() {

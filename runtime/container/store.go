@@ -34,6 +34,8 @@ type record struct {
 	Rootfs mount.Mount         `json:"rootfs"`
 	// Network of the container's own pod.
 	Network string `json:"network,omitempty"`
+	// OwnedDirs are deleted when the container is removed.
+	OwnedDirs []string `json:"owned_dirs,omitempty"`
 	// Owner is the process supervising the container: the foreground
 	// `sigil run`, or the monitor.
 	Owner owner `json:"owner,omitzero"`
@@ -88,7 +90,8 @@ func processStartTime(pid int) (uint64, error) {
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
-func newID() string {
+// NewID returns a new random container ID: 64 hexadecimal digits.
+func NewID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)

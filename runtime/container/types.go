@@ -31,6 +31,10 @@ const ExitCodeUnknown = 255
 
 // CreateOptions describes a container to run.
 type CreateOptions struct {
+	// ID is the container's ID; NewID() is used when empty. Choosing it
+	// up front lets the caller key other state by it (the snapshot). It
+	// must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 128 characters).
+	ID string
 	// Name is unique among containers; it defaults to the first 12
 	// characters of the ID. It must match [a-zA-Z0-9][a-zA-Z0-9_.-]*.
 	Name string
@@ -57,6 +61,11 @@ type CreateOptions struct {
 	// Network of the container's own pod: pod.NetworkNone (default) or
 	// pod.NetworkHost.
 	Network pod.Network
+	// OwnedDirs are directories that belong to the container (the
+	// snapshot's upper and work directories): they are deleted when the
+	// container is removed, after its rootfs is unmounted. They must be
+	// absolute.
+	OwnedDirs []string
 }
 
 // ExecOptions describes a process to run in a running container. Unset

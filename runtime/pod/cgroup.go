@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -19,7 +20,12 @@ import (
 // hierarchies whose root is the host root ("/") are listed, so a cgroup
 // path such as "/sigil/<id>" is <mount point>/sigil/<id> in each.
 func cgroupMounts() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	// /proc/thread-self, from a locked thread: /proc/self is the main
+	// thread's view, and a library (libcontainer's mount-source thread)
+	// may have left the main thread in another mount namespace.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	f, err := os.Open("/proc/thread-self/mountinfo")
 	if err != nil {
 		return nil, err
 	}

@@ -94,7 +94,9 @@ func testLogger(t *testing.T) *slog.Logger {
 // mountsUnder returns the mount points under dir in /proc/self/mountinfo.
 func mountsUnder(t *testing.T, dir string) []string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
