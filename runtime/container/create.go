@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -198,6 +199,15 @@ func (m *Manager) setup(ctx context.Context, r *record, log *slog.Logger) (_ *li
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: r.ID, Spec: s})
 	if err != nil {
 		return nil, nil, fmt.Errorf("convert the runtime spec: %w", err)
+	}
+	// specconv leaves the process's rlimits to the caller (runc sets them
+	// on its Process); in the config they apply to exec'd processes too.
+	for _, rl := range s.Process.Rlimits {
+		res, ok := spec.RlimitResource(rl.Type)
+		if !ok {
+			return nil, nil, fmt.Errorf("rlimit %s: unknown: %w", rl.Type, errdefs.ErrInvalidArgument)
+		}
+		cfg.Rlimits = append(cfg.Rlimits, configs.Rlimit{Type: res, Hard: rl.Hard, Soft: rl.Soft})
 	}
 	// Whoever supervises the container (sigil run, or the monitor) is the
 	// parent of its init: if it dies, the container dies too, rather than

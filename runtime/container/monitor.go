@@ -141,6 +141,8 @@ func RunMonitor(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: no start report descriptor: %v\n", MonitorCommand, err)
 		return 2
 	}
+	// Not for the container's processes.
+	unix.CloseOnExec(reportFD)
 	m, err := New(*root, *state, WithExecutable("/proc/self/exe"))
 	if err != nil {
 		sendReport(report, err)

@@ -3,14 +3,18 @@ package container
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
+	"github.com/sigil-project/sigil/runtime/pod"
 	"github.com/sigil-project/sigil/runtime/spec"
 )
 
@@ -399,5 +403,42 @@ func TestRunAutoRemoveAndNames(t *testing.T) {
 	o.Name = "bad name"
 	if _, err := e.m.Run(t.Context(), o, IO{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("bad name: %v", err)
+	}
+}
+
+func TestRunCPUQuotaUlimitsHostNetwork(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	o := e.opts(t, "sh", "-c", `cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us; grep 'Max open files' /proc/self/limits | tr -s ' '`)
+	o.Run.CPUs = 0.5
+	stdout, stderr, _ := e.run(t, o)
+	var hard unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &hard); err != nil {
+		t.Fatal(err)
+	}
+	wantHard := min(hard.Max, 1048576)
+	if want := fmt.Sprintf("50000\n100000\nMax open files 1024 %d files \n", wantHard); stdout != want {
+		t.Errorf("output = %q (stderr %q), want %q", stdout, stderr, want)
+	}
+
+	// Host network: the container sees the host's interfaces.
+	host, err := os.ReadFile("/proc/net/dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = e.opts(t, "cat", "/proc/net/dev")
+	o.Network = pod.NetworkHost
+	stdout, _, _ = e.run(t, o)
+	if ifaces := func(s string) []string {
+		var names []string
+		for line := range strings.Lines(s) {
+			if name, _, ok := strings.Cut(line, ":"); ok {
+				names = append(names, strings.TrimSpace(name))
+			}
+		}
+		slices.Sort(names)
+		return names
+	}; !slices.Equal(ifaces(stdout), ifaces(string(host))) || len(ifaces(stdout)) < 2 {
+		t.Errorf("host network: interfaces %q, host has %q", ifaces(stdout), ifaces(string(host)))
 	}
 }

@@ -11,8 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rlimitResources maps runtime-spec rlimit names to resource numbers.
-func rlimitResource(name string) (int, bool) {
+// RlimitResource maps a runtime-spec rlimit name ("RLIMIT_NOFILE") to
+// its resource number, for runtimes that apply the spec's rlimits.
+func RlimitResource(name string) (int, bool) {
 	r, ok := map[string]int{
 		"RLIMIT_AS":         unix.RLIMIT_AS,
 		"RLIMIT_CORE":       unix.RLIMIT_CORE,
@@ -56,7 +57,7 @@ func rlimits(user []specs.POSIXRlimit, logger *slog.Logger) ([]specs.POSIXRlimit
 		if !strings.HasPrefix(u.Type, "RLIMIT_") {
 			u.Type = "RLIMIT_" + u.Type
 		}
-		if _, ok := rlimitResource(u.Type); !ok {
+		if _, ok := RlimitResource(u.Type); !ok {
 			return nil, fmt.Errorf("ulimit %s: unknown resource: %w", u.Type, errdefs.ErrInvalidArgument)
 		}
 		if u.Soft > u.Hard {
@@ -66,7 +67,7 @@ func rlimits(user []specs.POSIXRlimit, logger *slog.Logger) ([]specs.POSIXRlimit
 		out = append(out, u)
 	}
 	for i, r := range out {
-		res, _ := rlimitResource(r.Type)
+		res, _ := RlimitResource(r.Type)
 		var cur unix.Rlimit
 		if err := unix.Getrlimit(res, &cur); err != nil {
 			return nil, fmt.Errorf("getrlimit %s: %w", r.Type, err)
