@@ -43,7 +43,7 @@
 //	├── .lock                      flock(2): names are unique, records change under it
 //	└── <id>/
 //	    ├── container.json         the record (Info plus what is needed to start it)
-//	    └── container.log          stdout/stderr in the CRI log format
+//	    └── container.log          stdout/stderr in the CRI log format (foreground and detached)
 //	<state>/
 //	├── containers/<id>/
 //	│   ├── config.json            the generated OCI runtime spec (base of exec)
@@ -57,14 +57,21 @@
 // output that ended without a newline), so the CRI can serve them as they
 // are.
 //
-// A binary that uses a Manager must let the sigil binary be re-executed
-// as libcontainer's init and as the monitor: package main calls, first
-// thing, in an init function:
+// A binary that uses a Manager must let itself be re-executed as
+// libcontainer's init and as the monitor; package main does, first thing,
+// in an init function (cmd/sigil/init.go):
 //
 //	func init() {
+//		// Keep the main thread to the main goroutine: goroutines that
+//		// change their thread's namespaces rely on the runtime discarding
+//		// that thread, which it cannot do with the main thread.
+//		runtime.LockOSThread()
 //		if len(os.Args) > 1 {
 //			switch os.Args[1] {
 //			case "init":
+//				// libcontainer's ParentDeathSignal does not reach the
+//				// final init stage; set it there.
+//				unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 //				libcontainer.Init() // never returns
 //			case container.MonitorCommand:
 //				os.Exit(container.RunMonitor(os.Args[2:]))
@@ -72,7 +79,9 @@
 //		}
 //	}
 //
-// and is built with cgo and the "seccomp" build tag (libseccomp).
+// and is built with cgo and the "seccomp" build tag (libseccomp); this
+// package imports libcontainer/nsenter itself. A test binary does the same
+// in TestMain (see helpers_test.go).
 //
 // Example:
 //

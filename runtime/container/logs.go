@@ -138,8 +138,7 @@ func (m *Manager) Logs(ctx context.Context, ref string, follow bool, w io.Writer
 		if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("logs of container %s: %w", r.Name, err)
 		}
-		// No log yet: a foreground container has none (its output went to
-		// the terminal), a detached one is still starting.
+		// No log yet: the container is still starting, or never started.
 		if !follow || !m.stillActive(r.ID) {
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -60,7 +61,18 @@ func (m *Manager) Run(ctx context.Context, opts CreateOptions, stdio IO) (ExitSt
 	signal.Notify(sigs, forwardedSignals()...)
 	defer signal.Stop(sigs)
 
-	s := streams{out: stdio.Stdout, err: stdio.Stderr}
+	// The output also goes to the container's log, as a detached
+	// container's does, so that 'sigil logs' works afterwards.
+	logFile, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		err = fmt.Errorf("start container %s: open its log: %w", r.Name, err)
+		m.startFailed(ctx, r, err, log)
+		return ExitStatus{}, err
+	}
+	defer logFile.Close()
+	cl := newCRILog(logFile, func(err error) { log.WarnContext(ctx, "writing the container log", "path", r.LogPath, "error", err) })
+	outLog, errLog := cl.stream("stdout"), cl.stream("stderr")
+	s := streams{out: tee(stdio.Stdout, outLog), err: tee(stdio.Stderr, errLog)}
 	if opts.Stdin {
 		s.in = stdio.Stdin
 	}
@@ -71,7 +83,35 @@ func (m *Manager) Run(ctx context.Context, opts CreateOptions, stdio IO) (ExitSt
 	}
 	status := st.wait(ctx, sigs, m.stopTimeout)
 	st.pio.close(context.WithoutCancel(ctx))
+	outLog.Flush()
+	errLog.Flush()
 	return m.finish(context.WithoutCancel(ctx), st, status), nil
+}
+
+// teeWriter copies a stream to the caller and to the log. It never fails:
+// if the caller's side fails (a closed pipe), the output keeps going to
+// the log, so the container is never blocked on a full pipe.
+type teeWriter struct {
+	w      io.Writer
+	log    io.Writer
+	failed bool
+}
+
+func tee(w, log io.Writer) io.Writer {
+	if w == nil {
+		return log
+	}
+	return &teeWriter{w: w, log: log}
+}
+
+func (t *teeWriter) Write(p []byte) (int, error) {
+	_, _ = t.log.Write(p)
+	if !t.failed {
+		if _, err := t.w.Write(p); err != nil {
+			t.failed = true
+		}
+	}
+	return len(p), nil
 }
 
 // start sets the container up and starts its init connected to s. On

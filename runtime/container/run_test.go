@@ -37,6 +37,10 @@ func TestRunEcho(t *testing.T) {
 	if info.Status != StatusExited || info.ExitCode != 0 || info.FinishedAt.Before(info.StartedAt) || info.StartedAt.IsZero() {
 		t.Errorf("info = %+v", info)
 	}
+	var logs syncBuffer
+	if err := e.m.Logs(t.Context(), "echo", false, &logs); err != nil || logs.String() != "hello world\n" {
+		t.Errorf("Logs = %q, %v; a foreground container's output is logged too", logs.String(), err)
+	}
 	if info.PodID != info.ID || !info.OwnsPod {
 		t.Errorf("pod = %s (owned %v), want the container's own", info.PodID, info.OwnsPod)
 	}
