@@ -72,7 +72,7 @@ func (m *Manager) Run(ctx context.Context, opts CreateOptions, stdio IO) (ExitSt
 	defer logFile.Close()
 	cl := newCRILog(logFile, func(err error) { log.WarnContext(ctx, "writing the container log", "path", r.LogPath, "error", err) })
 	outLog, errLog := cl.stream("stdout"), cl.stream("stderr")
-	s := streams{out: tee(stdio.Stdout, outLog), err: tee(stdio.Stderr, errLog)}
+	s := streams{out: tee(stdio.Stdout, outLog), err: tee(stdio.Stderr, errLog), terminal: stdio.Stdout}
 	if opts.Stdin {
 		s.in = stdio.Stdin
 	}

@@ -29,6 +29,9 @@ type streams struct {
 	// written to it (a detached -i container).
 	keepStdin bool
 	tty       bool
+	// terminal is the caller's output before any wrapping, to find the
+	// caller's terminal (its size) when out is wrapped.
+	terminal io.Writer
 }
 
 // procIO connects a libcontainer.Process to streams, with pipes or
@@ -130,7 +133,7 @@ func (pio *procIO) setupTTY(p *libcontainer.Process) error {
 	p.Stdin, p.Stdout, p.Stderr = nil, nil, nil
 	// The caller's terminal, if any: raw mode when it is our stdin, and
 	// its size for the container's.
-	for _, x := range []any{pio.s.in, pio.s.out} {
+	for _, x := range []any{pio.s.in, pio.s.out, pio.s.terminal} {
 		if f, ok := x.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			if c, err := console.ConsoleFromFile(f); err == nil {
 				pio.hostTerm = c

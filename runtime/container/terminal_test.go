@@ -85,6 +85,17 @@ func TestRunTerminal(t *testing.T) {
 	if tio.Lflag&unix.ICANON == 0 {
 		t.Errorf("the caller's terminal was not restored (lflag %#x)", tio.Lflag)
 	}
+
+	// -t without -i: the size still comes from the caller's terminal.
+	o = e.opts(t, "stty", "size")
+	o.Run.Tty = true
+	before := len(screen.String())
+	if _, err := e.m.Run(t.Context(), o, IO{Stdout: slave}); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(t, 5*time.Second, func() bool { return strings.Contains(screen.String()[before:], "50 120") }) {
+		t.Errorf("-t without -i: screen = %q, want the terminal's size 50 120", screen.String()[before:])
+	}
 }
 
 // TestRunForwardsSignals sends SIGUSR1 to this process while a container
