@@ -232,7 +232,7 @@ func Generate(opts Options) (*specs.Spec, error) {
 			Readonly: run.ReadOnly,
 		},
 		Hostname: hostname,
-		Mounts:   mounts(run.Volumes),
+		Mounts:   mounts(run.Volumes, run.ReadOnly),
 		Linux: &specs.Linux{
 			CgroupsPath: opts.CgroupsPath,
 			Namespaces:  namespaces(opts.Namespaces),
@@ -355,10 +355,15 @@ func resources(run RunOptions) *specs.LinuxResources {
 	return r
 }
 
-// mounts returns docker's default mounts followed by the volumes, parents
-// before children. A volume on the destination of a default mount
-// replaces it.
-func mounts(volumes []Volume) []specs.Mount {
+// scratchDirs get a tmpfs under a read-only root, as podman's
+// --read-only-tmpfs does by default: programs expect to write there, and a
+// read-only image should not need a volume for it.
+var scratchDirs = []string{"/tmp", "/var/tmp", "/run"}
+
+// mounts returns docker's default mounts (plus tmpfs scratch dirs under a
+// read-only root) followed by the volumes, parents before children. A
+// volume on the destination of a default mount replaces it.
+func mounts(volumes []Volume, readOnlyRoot bool) []specs.Mount {
 	ms := []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
@@ -367,6 +372,11 @@ func mounts(volumes []Volume) []specs.Mount {
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"ro", "nosuid", "noexec", "nodev"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+	}
+	if readOnlyRoot {
+		for _, d := range scratchDirs {
+			ms = append(ms, specs.Mount{Destination: d, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}})
+		}
 	}
 	vols := slices.Clone(volumes)
 	slices.SortStableFunc(vols, func(a, b Volume) int {

@@ -1,0 +1,233 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sigil-project/sigil/tests/testimage"
+)
+
+// images pushes the busybox and layered test images once per env.
+func (e *env) images(t *testing.T) (busybox, layered string) {
+	t.Helper()
+	bb, err := testimage.Busybox(testimage.OCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ly, err := testimage.Layered(testimage.Docker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.push("test/busybox:1", bb), e.push("test/layered:1", ly)
+}
+
+func TestRunForeground(t *testing.T) {
+	e := newEnv(t)
+	bb, layered := e.images(t)
+	e.mustSigil("fetch", "-q", bb)
+	e.mustSigil("fetch", "-q", layered)
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "in"), []byte("from host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name     string
+		args     []string
+		stdin    string
+		wantOut  string
+		wantCode int
+	}{
+		{"echo", []string{bb, "echo", "hello"}, "", "hello\n", 0},
+		{"exit code", []string{bb, "sh", "-c", "exit 7"}, "", "", 7},
+		{"image config: cmd env workdir user", []string{layered}, "", "hi from /data as 0\n", 0},
+		{"flags override env workdir user", []string{"-e", "GREETING=yo", "-w", "/tmp", "-u", "1000", layered}, "", "yo from /tmp as 1000\n", 0},
+		{"user by name with groups", []string{"-u", "app", bb, "id"}, "", "uid=1000(app) gid=1000(app) groups=50(staff)\n", 0},
+		{"env file", []string{"--env-file", writeFile(t, "A=1\n# comment\nB=two\n"), bb, "sh", "-c", "echo $A $B"}, "", "1 two\n", 0},
+		{"entrypoint", []string{"--entrypoint", "/bin/echo", bb, "x", "y"}, "", "x y\n", 0},
+		{"hostname", []string{"--hostname", "box", bb, "hostname"}, "", "box\n", 0},
+		{"pid 1 in own pid namespace", []string{bb, "sh", "-c", "echo $$; ps -o pid | wc -l"}, "", "1\n4\n", 0}, // header, sh, ps, wc: no host process
+		{"whiteouts and opaque dir applied", []string{layered, "sh", "-c", "test ! -e /data/gone && cat /data/keep && ls /opq && cat /etc/motd"}, "", "keep\nnew\nlayer3\n", 0},
+		{"layer ownership and modes", []string{layered, "stat", "-c", "%u:%g %a", "/home/app/owned", "/tmp"}, "", "1000:1000 600\n0:0 1777\n", 0},
+		{"read-only rootfs", []string{"--read-only", bb, "sh", "-c", "touch /x 2>/dev/null || echo refused; touch /tmp/y && echo tmp-ok"}, "", "refused\ntmp-ok\n", 0},
+		{"volume rw", []string{"-v", vol + ":/mnt", bb, "sh", "-c", "cat /mnt/in; echo out > /mnt/out"}, "", "from host\n", 0},
+		{"volume ro", []string{"-v", vol + ":/mnt:ro", bb, "sh", "-c", "echo x > /mnt/ro 2>/dev/null || echo refused"}, "", "refused\n", 0},
+		{"stdin with -i", []string{"-i", bb, "cat"}, "piped in\n", "piped in\n", 0},
+		{"no network with --net none", []string{"--net", "none", bb, "ls", "/sys/class/net"}, "", "lo\n", 0},
+		{"capabilities dropped, no_new_privs, seccomp", []string{bb, "sh", "-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status"}, "", "CapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t2\n", 0},
+		{"pids limit", []string{"--pids-limit", "8", bb, "sh", "-c", "cat /sys/fs/cgroup/pids/pids.max; for i in $(seq 20); do sleep 2 & done"}, "", "8\n", -1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"run", "--rm"}, c.args...)
+			var stdin []byte
+			if c.stdin != "" {
+				stdin = []byte(c.stdin)
+			}
+			r, err := e.sigilIn(stdin, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.wantCode >= 0 && r.code != c.wantCode {
+				t.Fatalf("sigil %s: exit %d, want %d\n%s", strings.Join(args, " "), r.code, c.wantCode, r)
+			}
+			if c.wantOut != "" && r.stdout != c.wantOut {
+				t.Errorf("sigil %s: stdout %q, want %q\n%s", strings.Join(args, " "), r.stdout, c.wantOut, r)
+			}
+			if c.name == "pids limit" {
+				// 8 pids: the shell and a few sleeps; the rest cannot fork.
+				if !strings.Contains(r.stderr, "can't fork") {
+					t.Errorf("20 forks under --pids-limit 8: stderr %q, want \"can't fork\"", r.stderr)
+				}
+			}
+		})
+	}
+	if b, err := os.ReadFile(filepath.Join(vol, "out")); err != nil || string(b) != "out\n" {
+		t.Errorf("volume write from the container: host file = %q, %v; want \"out\\n\"", b, err)
+	}
+	if out := e.mustSigil("ps", "-a", "-q"); strings.TrimSpace(out.stdout) != "" {
+		t.Errorf("after run --rm, ps -a = %q, want nothing left", out.stdout)
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunOOMKilled(t *testing.T) {
+	e := newEnv(t)
+	bb, _ := e.images(t)
+	// The shell holds the whole command substitution in memory.
+	r, err := e.sigil("run", "--name", "hog", "--memory", "32m", bb, "sh", "-c", `x=$(head -c 100000000 /dev/zero | tr "\0" a); echo ${#x}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.code != 137 || !strings.Contains(r.stderr, "out of memory") {
+		t.Fatalf("memory hog under --memory 32m: %v\nwant exit 137 and 'out of memory' in stderr", r)
+	}
+	var info []map[string]any
+	out := e.mustSigil("inspect", "hog")
+	if err := json.Unmarshal([]byte(out.stdout), &info); err != nil || len(info) != 1 {
+		t.Fatalf("inspect hog: %v\n%s", err, out.stdout)
+	}
+	state, _ := info[0]["State"].(map[string]any)
+	if state["OOMKilled"] != true || state["ExitCode"] != float64(137) {
+		t.Errorf("inspect hog State = %v, want OOMKilled true and ExitCode 137", state)
+	}
+	e.mustSigil("rm", "hog")
+}
+
+func TestDetachedLifecycle(t *testing.T) {
+	e := newEnv(t)
+	bb, _ := e.images(t)
+	id := strings.TrimSpace(e.mustSigil("run", "-d", "--name", "web", bb, "sh", "-c", "trap 'echo got TERM; exit 3' TERM; echo started; while true; do sleep 0.1; done").stdout)
+	if len(id) < 12 {
+		t.Fatalf("run -d printed %q, want the container ID", id)
+	}
+	// The CLI has exited; the container lives on under its monitor.
+	ps := e.mustSigil("ps")
+	if !strings.Contains(ps.stdout, "web") || !strings.Contains(ps.stdout, "Up") {
+		t.Fatalf("ps after run -d:\n%s\nwant web Up", ps.stdout)
+	}
+	waitFor(t, "log line", func() bool { return strings.Contains(e.mustSigil("logs", "web").stdout, "started") })
+	if out := e.mustSigil("exec", "web", "cat", "/etc/passwd"); !strings.Contains(out.stdout, "app:x:1000") {
+		t.Errorf("exec web cat /etc/passwd = %q", out.stdout)
+	}
+	if r, _ := e.sigil("exec", "web", "sh", "-c", "exit 5"); r.code != 5 {
+		t.Errorf("exec exit code = %d, want 5", r.code)
+	}
+	if r, _ := e.sigil("rm", "web"); r.code != 125 || !strings.Contains(r.stderr, "sigil stop") {
+		t.Errorf("rm of a running container = %v, want refusal naming 'sigil stop'", r)
+	}
+	e.mustSigil("stop", "-t", "5", "web")
+	if out := e.mustSigil("logs", "web").stdout; !strings.Contains(out, "got TERM") {
+		t.Errorf("logs after stop = %q, want the TERM handler's line", out)
+	}
+	ps = e.mustSigil("ps", "-a")
+	if !strings.Contains(ps.stdout, "Exited (3)") {
+		t.Errorf("ps -a after stop:\n%s\nwant Exited (3)", ps.stdout)
+	}
+	var info []map[string]any
+	if err := json.Unmarshal([]byte(e.mustSigil("inspect", "web").stdout), &info); err != nil {
+		t.Fatal(err)
+	}
+	state, _ := info[0]["State"].(map[string]any)
+	if state["ExitCode"] != float64(3) || state["FinishedAt"] == "" {
+		t.Errorf("inspect State = %v, want ExitCode 3 and a FinishedAt", state)
+	}
+	e.mustSigil("rm", "web")
+	if out := e.mustSigil("ps", "-a", "-q").stdout; strings.TrimSpace(out) != "" {
+		t.Errorf("ps -a after rm = %q, want empty", out)
+	}
+}
+
+func TestRunReverifiesStoredImage(t *testing.T) {
+	e := newEnv(t)
+	bb, _ := e.images(t)
+	e.mustSigil("fetch", "-q", bb)
+	policy := `{"default":[{"type":"reject"}]}`
+	if err := os.WriteFile(e.policy, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.sigil("run", "--rm", bb, "true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.code != 125 || !strings.Contains(r.stderr, "POLICY_REJECT") {
+		t.Errorf("run of a stored image the policy now rejects = %v, want exit 125 with POLICY_REJECT", r)
+	}
+}
+
+func TestConcurrentRunsOfUnfetchedImage(t *testing.T) {
+	e := newEnv(t)
+	img, err := testimage.Layered(testimage.OCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := e.push("conc/run:1", img)
+	layers, _ := img.Layers()
+	e.reg.Reset()
+	var wg sync.WaitGroup
+	results := make([]result, 10)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], _ = e.sigil("run", "--rm", "-q", ref, "cat", "/etc/motd")
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != 0 || r.stdout != "layer3\n" {
+			t.Errorf("concurrent run %d: %v", i, r)
+		}
+	}
+	for _, l := range layers {
+		d, _ := l.Digest()
+		if n := e.reg.Count("GET", "/v2/conc/run/blobs/"+d.String()); n != 1 {
+			t.Errorf("layer %s downloaded %d times by 10 concurrent runs, want 1", d, n)
+		}
+	}
+}
+
+// waitFor polls cond for up to 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
