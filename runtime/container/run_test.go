@@ -149,6 +149,16 @@ func TestRunReadOnlyRootfs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.rootfs, "written")); !os.IsNotExist(err) {
 		t.Errorf("the file reached the image: %v", err)
 	}
+	// Scratch directories stay writable (tmpfs) under a read-only root.
+	o = e.opts(t, "sh", "-c", "touch /tmp/scratch && echo tmp-ok")
+	o.Rootfs = e.bind()
+	o.Run.ReadOnly = true
+	if stdout, stderr, st := e.run(t, o); st.Code != 0 || stdout != "tmp-ok\n" {
+		t.Errorf("touch /tmp with --read-only: code %d, %q %q", st.Code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(e.rootfs, "tmp/scratch")); !os.IsNotExist(err) {
+		t.Errorf("the scratch file reached the image: %v", err)
+	}
 	// Control: a writable rootfs takes the write.
 	o = e.opts(t, "sh", "-c", "touch /written && echo ok")
 	if stdout, stderr, st := e.run(t, o); st.Code != 0 || stdout != "ok\n" {

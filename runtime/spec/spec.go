@@ -358,7 +358,7 @@ func resources(run RunOptions) *specs.LinuxResources {
 // scratchDirs get a tmpfs under a read-only root, as podman's
 // --read-only-tmpfs does by default: programs expect to write there, and a
 // read-only image should not need a volume for it.
-var scratchDirs = []string{"/tmp", "/var/tmp", "/run"}
+func scratchDirs() []string { return []string{"/tmp", "/var/tmp", "/run"} }
 
 // mounts returns docker's default mounts (plus tmpfs scratch dirs under a
 // read-only root) followed by the volumes, parents before children. A
@@ -374,7 +374,7 @@ func mounts(volumes []Volume, readOnlyRoot bool) []specs.Mount {
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 	}
 	if readOnlyRoot {
-		for _, d := range scratchDirs {
+		for _, d := range scratchDirs() {
 			ms = append(ms, specs.Mount{Destination: d, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}})
 		}
 	}

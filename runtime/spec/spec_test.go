@@ -362,12 +362,26 @@ func TestGenerate(t *testing.T) {
 			},
 		},
 		{
+			name: "writable rootfs has no scratch tmpfs",
+			img:  img,
+			check: func(t *testing.T, s *specs.Spec) {
+				if m, ok := mountAt(s, "/tmp"); ok {
+					t.Errorf("/tmp mounted (%+v) on a writable root", m)
+				}
+			},
+		},
+		{
 			name: "read-only rootfs",
 			img:  img,
 			run:  RunOptions{ReadOnly: true},
 			check: func(t *testing.T, s *specs.Spec) {
 				if !s.Root.Readonly || s.Root.Path != rootfs {
 					t.Errorf("root = %+v, want read-only %s", s.Root, rootfs)
+				}
+				for _, d := range []string{"/tmp", "/var/tmp", "/run"} {
+					if m, ok := mountAt(s, d); !ok || m.Type != "tmpfs" {
+						t.Errorf("scratch dir %s under a read-only root = %+v (present %v), want tmpfs", d, m, ok)
+					}
 				}
 			},
 		},
