@@ -9,7 +9,9 @@ cd "$(dirname "$0")/../.."
 SIGIL=${SIGIL:-$PWD/bin/sigil}
 work=$(mktemp -d /tmp/sigil-demo.XXXXXX)
 reg_pid=""
+g=()
 cleanup() {
+	set +u
 	set +e
 	if [ -x "$SIGIL" ]; then
 		for id in $("$SIGIL" "${g[@]}" ps -a -q 2>/dev/null); do "$SIGIL" "${g[@]}" rm -f "$id" >/dev/null 2>&1; done
@@ -20,6 +22,9 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# sigil runs the binary on the demo's own root, state and policy; run shows
+# the command first.
+sigil() { "$SIGIL" "${g[@]}" "$@"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 [ "$(id -u)" = 0 ] || { echo "make demo runs real containers and needs root" >&2; exit 1; }
@@ -34,6 +39,7 @@ host=$(cat "$work/addr")
 echo "registry at http://$host (demo/busybox, demo/layered, demo/multi)"
 
 g=(--root "$work/root" --state "$work/state" --policy "$work/policy.json")
+echo "(sigil below is $SIGIL ${g[*]})"
 
 step "Write a trust policy: accept $host/demo, reject everything else"
 cat >"$work/policy.json" <<JSON
@@ -48,30 +54,32 @@ JSON
 cat "$work/policy.json"
 
 step "Fetch an image: the policy judges the digest before any layer is downloaded"
-run "$SIGIL" "${g[@]}" fetch "$host/demo/busybox"
-run "$SIGIL" "${g[@]}" images
+run sigil fetch "$host/demo/busybox"
+run sigil images
 
 step "Run it: a pod with its own namespaces and cgroup; the exit code is the container's"
-run "$SIGIL" "${g[@]}" run --rm "$host/demo/busybox" sh -c 'echo "hello from $(hostname), PID $$, as $(id -un)"'
+run sigil run --rm "$host/demo/busybox" sh -c 'echo "hello from $(hostname), PID $$, as $(id -un)"'
 set +e
+printf '$ sigil run --rm %s sh -c "exit 7"\n' "$host/demo/busybox"
 "$SIGIL" "${g[@]}" run --rm "$host/demo/busybox" sh -c 'exit 7'
 echo "exit code: $? (the container's)"
 set -e
 
 step "An image the policy rejects is refused, and no layer is fetched"
 set +e
+printf '$ sigil fetch %s\n' "$host/demo/layered"
 "$SIGIL" "${g[@]}" fetch "$host/demo/layered"
 echo "exit code: $?"
 set -e
 
 step "Detached: a monitor supervises the container; the CLI exits"
-run "$SIGIL" "${g[@]}" run -d --name web "$host/demo/busybox" sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done'
+run sigil run -d --name web "$host/demo/busybox" sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done'
 sleep 2
-run "$SIGIL" "${g[@]}" ps
-run "$SIGIL" "${g[@]}" logs web
-run "$SIGIL" "${g[@]}" exec web ps
-run "$SIGIL" "${g[@]}" stop -t 2 web
-run "$SIGIL" "${g[@]}" ps -a
-run "$SIGIL" "${g[@]}" rm web
+run sigil ps
+run sigil logs web
+run sigil exec web ps
+run sigil stop -t 2 web
+run sigil ps -a
+run sigil rm web
 
 step "Done; cleaning up"
