@@ -23,7 +23,6 @@ type hostileImage struct {
 	layerDesc    ocispec.Descriptor
 	config       []byte
 	configDesc   ocispec.Descriptor
-	manifest     []byte
 	manifestType string
 	// blobBody, when set, is served instead of layer (the descriptor still
 	// describes layer).

@@ -103,13 +103,12 @@ func (m *Manager) recordDir(id string) string { return filepath.Join(m.container
 func (m *Manager) recordPath(id string) string {
 	return filepath.Join(m.recordDir(id), "container.json")
 }
-func (m *Manager) logPath(id string) string         { return filepath.Join(m.recordDir(id), "container.log") }
-func (m *Manager) stateDir(id string) string        { return filepath.Join(m.state, "containers", id) }
-func (m *Manager) rootfsDir(id string) string       { return filepath.Join(m.stateDir(id), "rootfs") }
-func (m *Manager) specPath(id string) string        { return filepath.Join(m.stateDir(id), "config.json") }
-func (m *Manager) monitorLog(id string) string      { return filepath.Join(m.stateDir(id), "monitor.log") }
-func (m *Manager) libcontainerRoot() string         { return filepath.Join(m.state, "libcontainer") }
-func (m *Manager) libcontainerDir(id string) string { return filepath.Join(m.libcontainerRoot(), id) }
+func (m *Manager) logPath(id string) string    { return filepath.Join(m.recordDir(id), "container.log") }
+func (m *Manager) stateDir(id string) string   { return filepath.Join(m.state, "containers", id) }
+func (m *Manager) rootfsDir(id string) string  { return filepath.Join(m.stateDir(id), "rootfs") }
+func (m *Manager) specPath(id string) string   { return filepath.Join(m.stateDir(id), "config.json") }
+func (m *Manager) monitorLog(id string) string { return filepath.Join(m.stateDir(id), "monitor.log") }
+func (m *Manager) libcontainerRoot() string    { return filepath.Join(m.state, "libcontainer") }
 
 // lock takes the store's exclusive lock (flock on <root>/containers/.lock),
 // shared by every sigil process using this root. Hold it only for short
