@@ -60,9 +60,10 @@ func IsLayer(mt string) bool {
 	return false
 }
 
-// DetectMediaType returns the media type of a manifest document: the one the
-// registry declared when it is specific, else the document's own mediaType
-// field, else a guess from its shape (OCI allows the field to be absent).
+// DetectMediaType returns the media type of a manifest document: the
+// document's own mediaType field (covered by its digest, unlike a header),
+// else the one the registry declared when it is specific, else a guess from
+// its shape (OCI allows the field to be absent).
 func DetectMediaType(declared string, b []byte) (string, error) {
 	var probe struct {
 		SchemaVersion int               `json:"schemaVersion"`

@@ -131,15 +131,7 @@ func (c *Client) Repository(ctx context.Context, ep Endpoint, actions ...string)
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w (check ~/.docker/config.json or $REGISTRY_AUTH_FILE)", ep.Registry, err)
 	}
-	base := c.base
-	if ep.Insecure {
-		if t, ok := base.(*http.Transport); ok {
-			t = t.Clone()
-			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for --insecure-registry
-			base = t
-		}
-	}
-	base = transport.NewUserAgent(base, c.userAgent)
+	base := transport.NewUserAgent(c.baseTransport(ep.Insecure), c.userAgent)
 	scope := repo.Scope(strings.Join(actions, ","))
 	rt, err := transport.NewWithContext(ctx, reg, auth, base, []string{scope})
 	if err != nil {
@@ -156,6 +148,17 @@ func (c *Client) Repository(ctx context.Context, ep Endpoint, actions ...string)
 		client:  &http.Client{Transport: rt},
 		logger:  c.logger,
 	}, nil
+}
+
+// baseTransport is the transport for one registry: with insecure, TLS
+// certificates are not verified.
+func (c *Client) baseTransport(insecure bool) http.RoundTripper {
+	if t, ok := c.base.(*http.Transport); ok && insecure {
+		t = t.Clone()
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for --insecure-registry
+		return t
+	}
+	return c.base
 }
 
 // Endpoint is where this handle fetches from.
@@ -329,7 +332,7 @@ func (c *Client) Login(ctx context.Context, host string, insecure bool) error {
 	}
 	// The catalog scope makes token servers check the password without
 	// needing a repository name, as docker login does.
-	rt, err := transport.NewWithContext(ctx, reg, auth, transport.NewUserAgent(c.base, c.userAgent), []string{"registry:catalog:*"})
+	rt, err := transport.NewWithContext(ctx, reg, auth, transport.NewUserAgent(c.baseTransport(insecure), c.userAgent), []string{"registry:catalog:*"})
 	if err != nil {
 		return classify(Endpoint{Registry: host}, "log in", err)
 	}

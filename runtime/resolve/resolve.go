@@ -113,12 +113,13 @@ func (r *Resolver) Resolve(ctx context.Context, ref reference.Ref) (*Resolved, e
 	for i, e := range errs {
 		msgs[i] = e.Error()
 	}
-	joined := errors.Join(errs...)
-	return nil, fmt.Errorf("resolve %s: every endpoint failed:\n  %s: %w", ref.String(), strings.Join(msgs, "\n  "), firstClass(joined))
+	return nil, fmt.Errorf("resolve %s: every endpoint failed:\n  %s: %w", ref.String(), strings.Join(msgs, "\n  "), firstClass(errs[len(errs)-1]))
 }
 
-// firstClass keeps the errdefs class of a joined error (not found when
-// every endpoint said so) so callers can still test it with errors.Is.
+// firstClass keeps the errdefs class of the primary location's error (the
+// last endpoint, and the last word: a mirror that lacks the image does not
+// make a registry that is down "not found") so callers can still test it
+// with errors.Is.
 func firstClass(err error) error {
 	for _, c := range []error{errdefs.ErrNotFound, errdefs.ErrUnauthenticated, errdefs.ErrPermissionDenied, errdefs.ErrUnavailable} {
 		if errors.Is(err, c) {
@@ -134,6 +135,13 @@ func (r *Resolver) resolveLayout(ctx context.Context, ref reference.Ref) (*Resol
 		return nil, err
 	}
 	desc, b, err := l.Resolve(ctx, ref.Tag())
+	if errdefs.IsNotFound(err) && ref.TagDefaulted() {
+		// "oci:DIR" with no name means the only image of a one-image
+		// layout, whatever it is tagged, as containers/image does.
+		if idx, ierr := l.Index(); ierr == nil && len(idx.Manifests) == 1 {
+			desc, b, err = l.Resolve(ctx, "")
+		}
+	}
 	if err != nil {
 		l.Close()
 		return nil, err

@@ -75,6 +75,9 @@ type ApplyFunc func(ctx context.Context, dir string) (digest.Digest, error)
 // place only when apply succeeds, so a killed unpack leaves nothing a later
 // reader could mistake for a layer.
 func (s *Snapshotter) Unpack(ctx context.Context, chainID digest.Digest, apply ApplyFunc) error {
+	if err := checkChainID(chainID); err != nil {
+		return err
+	}
 	if s.Has(chainID) {
 		return nil
 	}
@@ -104,6 +107,16 @@ func (s *Snapshotter) Unpack(ctx context.Context, chainID digest.Digest, apply A
 	}
 	if err := os.Rename(tmp, s.committedDir(chainID)); err != nil {
 		return fmt.Errorf("snapshot %s: commit: %w", chainID, err)
+	}
+	return nil
+}
+
+// checkChainID refuses a malformed chain ID before it becomes a path: an
+// empty encoded part would name committed/ itself, and a short one would
+// make Unpack panic.
+func checkChainID(chainID digest.Digest) error {
+	if err := chainID.Validate(); err != nil {
+		return fmt.Errorf("snapshot %q: %w: %w", chainID, err, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -176,6 +189,9 @@ func (s *Snapshotter) Remove(_ context.Context, key string) error {
 // Delete removes the committed snapshot chainID; absent is not an error.
 // The caller makes sure nothing uses it (gc).
 func (s *Snapshotter) Delete(ctx context.Context, chainID digest.Digest) error {
+	if err := checkChainID(chainID); err != nil {
+		return err
+	}
 	unlock, err := lockfile.Lock(ctx, filepath.Join(s.root, "locks", chainID.Encoded()+".lock"))
 	if err != nil {
 		return err
@@ -184,6 +200,11 @@ func (s *Snapshotter) Delete(ctx context.Context, chainID digest.Digest) error {
 	// Rename first so a crash mid-delete never leaves a half-deleted layer
 	// where Has would find it.
 	trash := filepath.Join(s.root, "tmp", "del-"+chainID.Encoded())
+	// A Delete killed after its rename left trash behind; rename(2) will
+	// not replace a non-empty directory.
+	if err := os.RemoveAll(trash); err != nil {
+		return fmt.Errorf("delete snapshot %s: %w", chainID, err)
+	}
 	if err := os.Rename(s.committedDir(chainID), trash); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
