@@ -145,6 +145,9 @@ func (s *Stores) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 		if err := s.Content.CleanIngest(ctx, gcGrace); err != nil {
 			return nil, err
 		}
+		if err := s.Snapshots.CleanTmp(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return rep, nil
 }

@@ -89,7 +89,7 @@ func (s *Snapshotter) Unpack(ctx context.Context, chainID digest.Digest, apply A
 	if s.Has(chainID) {
 		return nil
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), chainID.Encoded()[:12]+"-")
+	tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), chainID.Encoded()+"-")
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", chainID, err)
 	}

@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -101,8 +101,7 @@ func BaseFiles() ([]File, error) {
 		{Name: "bin/", Typeflag: tar.TypeDir},
 		{Name: "bin/busybox", Mode: 0o755, Body: bb},
 	}
-	sort.Strings(applets)
-	for _, a := range applets {
+	for _, a := range slices.Sorted(slices.Values(applets)) {
 		files = append(files, File{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox"})
 	}
 	for _, d := range []string{"etc/", "tmp/", "proc/", "sys/", "dev/", "root/", "home/", "home/app/", "data/"} {
