@@ -64,7 +64,7 @@ func newLoginCommand(a *app) *cobra.Command {
 			if authFile == "" {
 				authFile = credentials.DefaultFile()
 			}
-			if err := credentials.Save(authFile, host, user, password); err != nil {
+			if err := credentials.Save(authFile, authKey(host), user, password); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Login Succeeded (credentials saved in %s)\n", authFile)
@@ -83,4 +83,16 @@ type staticKeychain struct{ user, password string }
 
 func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
 	return authn.FromConfig(authn.AuthConfig{Username: k.user, Password: k.password}), nil
+}
+
+// authKey is the auth file key for host. Docker Hub's is docker's historical
+// "https://index.docker.io/v1/": the only key go-containerregistry's keychain
+// (which fetch reads with) looks up for docker.io, and one docker and podman
+// read too; saved under "docker.io" the login would never be used.
+func authKey(host string) string {
+	switch strings.ToLower(host) {
+	case "docker.io", "index.docker.io", "registry-1.docker.io":
+		return authn.DefaultAuthKey
+	}
+	return host
 }

@@ -41,8 +41,17 @@ func newImageImportCommand(a *app) *cobra.Command {
 			if len(arc.Images) == 0 {
 				return fmt.Errorf("import %s: the archive holds no image", args[0])
 			}
-			if name != "" && len(arc.Images) > 1 {
-				return fmt.Errorf("import %s: --name given but the archive holds %d images", args[0], len(arc.Images))
+			if name != "" {
+				// One image may be listed once per name it has
+				// (docker save IMG:1 IMG:latest); --name replaces them all.
+				distinct := map[string]bool{}
+				for _, im := range arc.Images {
+					distinct[im.Tag] = true
+				}
+				if len(distinct) > 1 {
+					return fmt.Errorf("import %s: --name given but the archive holds %d images", args[0], len(distinct))
+				}
+				arc.Images = arc.Images[:1]
 			}
 			puller := pull.New(stores.Content, stores.Images, stores.Snapshots, pull.WithVerifier(verifier), pull.WithLogger(a.logger))
 			for _, im := range arc.Images {

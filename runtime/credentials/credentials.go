@@ -1,11 +1,15 @@
 // Package credentials stores registry logins where docker and podman keep
 // them, so `sigil login`, `docker login` and `podman login` share them:
 // $REGISTRY_AUTH_FILE when set, else $DOCKER_CONFIG/config.json, else
-// ~/.docker/config.json. Reading goes through go-containerregistry's
-// default keychain, which reads the same files (and credential helpers).
+// ~/.docker/config.json. Read them with Keychain: $REGISTRY_AUTH_FILE first,
+// as podman reads it, then go-containerregistry's default keychain (docker's
+// files, credential helpers, podman's auth.json). The default keychain alone
+// ignores $REGISTRY_AUTH_FILE whenever ~/.docker/config.json exists, so a
+// login saved there would not be used.
 //
 //	f := credentials.DefaultFile()
 //	err := credentials.Save(f, "registry.example.com", "alice", "secret")
+//	client := remote.NewClient(remote.WithKeychain(credentials.Keychain(authn.DefaultKeychain)))
 package credentials
 
 import (
@@ -16,7 +20,57 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 )
+
+// Keychain reads the credentials for a registry from $REGISTRY_AUTH_FILE
+// when it is set and holds them, else from fallback.
+func Keychain(fallback authn.Keychain) authn.Keychain { return keychain{fallback} }
+
+type keychain struct{ fallback authn.Keychain }
+
+func (k keychain) Resolve(target authn.Resource) (authn.Authenticator, error) {
+	if path := os.Getenv("REGISTRY_AUTH_FILE"); path != "" {
+		cfg, err := lookup(path, target)
+		if err != nil {
+			return nil, err
+		}
+		if cfg != nil {
+			return authn.FromConfig(*cfg), nil
+		}
+	}
+	return k.fallback.Resolve(target)
+}
+
+// lookup finds target's entry in the auth file at path: by repository
+// (podman's per-repository logins), then by registry; nil if none.
+func lookup(path string, target authn.Resource) (*authn.AuthConfig, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth file %s: %w", path, err)
+	}
+	var doc struct {
+		Auths map[string]authn.AuthConfig `json:"auths"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("auth file %s ($REGISTRY_AUTH_FILE): %w", path, err)
+	}
+	keys := []string{target.String(), target.RegistryStr()}
+	if target.RegistryStr() == name.DefaultRegistry {
+		keys = append(keys, authn.DefaultAuthKey, "docker.io")
+	}
+	for _, key := range keys {
+		if c, ok := doc.Auths[key]; ok && c != (authn.AuthConfig{}) {
+			return &c, nil
+		}
+	}
+	return nil, nil
+}
 
 // DefaultFile is the auth file sigil login writes.
 func DefaultFile() string {

@@ -125,14 +125,15 @@ func (a *Archive) openDocker(dir, file string) error {
 		return fmt.Errorf("import %s: %w", file, err)
 	}
 	for i, e := range entries {
-		var tagName string
 		var tag *name.Tag
-		if len(e.RepoTags) > 0 {
-			t, err := name.NewTag(e.RepoTags[0])
+		for _, rt := range e.RepoTags {
+			t, err := name.NewTag(rt)
 			if err != nil {
-				return fmt.Errorf("import %s: image %d has an invalid name %q: %w", file, i, e.RepoTags[0], err)
+				return fmt.Errorf("import %s: image %d has an invalid name %q: %w", file, i, rt, err)
 			}
-			tag, tagName = &t, e.RepoTags[0]
+			if tag == nil {
+				tag = &t
+			}
 		}
 		im, err := tarball.Image(opener, tag)
 		if err != nil {
@@ -142,7 +143,14 @@ func (a *Archive) openDocker(dir, file string) error {
 		if err := lp.AppendImage(im, layout.WithAnnotations(map[string]string{ocispec.AnnotationRefName: ref})); err != nil {
 			return fmt.Errorf("import %s: image %d: %w", file, i, err)
 		}
-		a.Images = append(a.Images, Imported{Name: tagName, Tag: ref})
+		// docker save IMG:1 IMG:latest lists both names for one image;
+		// docker load tags both, so every name is imported.
+		if len(e.RepoTags) == 0 {
+			a.Images = append(a.Images, Imported{Tag: ref})
+		}
+		for _, rt := range e.RepoTags {
+			a.Images = append(a.Images, Imported{Name: rt, Tag: ref})
+		}
 	}
 	l, err := OpenLayout(string(lp))
 	if err != nil {
