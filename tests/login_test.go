@@ -205,7 +205,6 @@ func TestLoginBasicAuthRegistry(t *testing.T) {
 		// go-containerregistry's default keychain reads only
 		// ~/.docker/config.json when it exists; credentials.Keychain
 		// reads $REGISTRY_AUTH_FILE first, as podman does.
-		t.Skip("known bug: fetch ignores $REGISTRY_AUTH_FILE when ~/.docker/config.json exists; fixed once cmd/sigil/app.go remoteClient uses remote.WithKeychain(credentials.Keychain(authn.DefaultKeychain)): then delete this skip")
 		e.mustSigil("image", "rm", ref)
 		dockerHome := filepath.Join(dir, "dockerhome")
 		if err := os.MkdirAll(filepath.Join(dockerHome, ".docker"), 0o700); err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/sigil-project/sigil/runtime/credentials"
 	"github.com/sigil-project/sigil/runtime/local"
 	"github.com/sigil-project/sigil/runtime/remote"
 )
@@ -27,5 +28,5 @@ func (a *app) insecureRegistry(host string) bool {
 // remoteClient is the registry client with the user's credentials (the
 // docker and podman auth files).
 func (a *app) remoteClient() *remote.Client {
-	return remote.NewClient(remote.WithLogger(a.logger), remote.WithKeychain(authn.DefaultKeychain), remote.WithUserAgent("sigil/"+version))
+	return remote.NewClient(remote.WithLogger(a.logger), remote.WithKeychain(credentials.Keychain(authn.DefaultKeychain)), remote.WithUserAgent("sigil/"+version))
 }
