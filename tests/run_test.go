@@ -1,11 +1,15 @@
 package tests
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,4 +234,75 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestRunForwardsSIGTERMOnce(t *testing.T) {
+	e := newEnv(t)
+	bb, _ := e.images(t)
+	e.mustSigil("fetch", "-q", bb)
+	cmd := exec.Command(sigilBinary, "--root", e.root, "--state", e.state, "--policy", e.policy,
+		"run", "--rm", bb, "sh", "-c", `trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done`)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stdout)
+	if line, err := r.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("first line = %q, %v; want ready", line, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(r)
+	err = cmd.Wait()
+	code := -1
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != 3 || string(rest) != "got TERM\n" {
+		t.Errorf("SIGTERM to sigil run: exit %d, output after ready %q; want exit 3 and one \"got TERM\"", code, rest)
+	}
+}
+
+func TestKilledForegroundRunTakesItsContainer(t *testing.T) {
+	e := newEnv(t)
+	bb, _ := e.images(t)
+	e.mustSigil("fetch", "-q", bb)
+	cmd := exec.Command(sigilBinary, "--root", e.root, "--state", e.state, "--policy", e.policy,
+		"run", "--name", "orphan", bb, "sh", "-c", "echo ready; sleep 1000")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("first line = %q, %v; want ready", line, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	// The container's init has a parent-death signal: no unsupervised
+	// container is left, and the record says what happened.
+	// The kill may land before the record says "running" (the output
+	// can arrive first): then it stays "created" with the same error.
+	waitFor(t, "the orphan to be reported dead", func() bool {
+		ps := e.mustSigil("ps", "-a").stdout
+		return strings.Contains(ps, "Exited (255)") || strings.Contains(ps, "Created (start failed)")
+	})
+	var info []map[string]any
+	if err := json.Unmarshal([]byte(e.mustSigil("inspect", "orphan").stdout), &info); err != nil {
+		t.Fatal(err)
+	}
+	state, _ := info[0]["State"].(map[string]any)
+	if msg, _ := state["Error"].(string); !strings.Contains(msg, "died") && !strings.Contains(msg, "supervis") {
+		t.Errorf("inspect orphan State.Error = %q, want it to say the supervisor died", msg)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "sleep 1000").Output(); len(out) != 0 {
+		t.Errorf("the container's process outlived its killed sigil run: pids %s", out)
+	}
+	e.mustSigil("rm", "orphan")
 }

@@ -150,7 +150,8 @@ func newExecCommand(a *app) *cobra.Command {
 			if o.Tty && !term.IsTerminal(int(os.Stdin.Fd())) {
 				fmt.Fprintln(cmd.ErrOrStderr(), "sigil: -t given but stdin is not a terminal; the terminal size will not follow")
 			}
-			code, err := mgr.Exec(cmd.Context(), args[0], o, stdio)
+			// Exec forwards signals to the process itself (see run).
+			code, err := mgr.Exec(context.WithoutCancel(cmd.Context()), args[0], o, stdio)
 			if err != nil {
 				return err
 			}

@@ -145,7 +145,9 @@ func (a *app) run(cmd *cobra.Command, f runFlags, ref string, args []string) err
 	if f.interactive {
 		stdio.Stdin = cmd.InOrStdin()
 	}
-	status, err := mgr.Run(ctx, co, stdio)
+	// Run forwards SIGINT and SIGTERM to the container itself; the
+	// context main cancels on SIGTERM must not stop it a second time.
+	status, err := mgr.Run(context.WithoutCancel(ctx), co, stdio)
 	if err != nil {
 		releaseSnapshot()
 		return err
