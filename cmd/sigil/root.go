@@ -59,12 +59,22 @@ var version = "dev"
 // commands, one file per command, so adding one touches no shared list.
 var subcommands []func(*app) *cobra.Command
 
+// microseconds prints log times to the microsecond: a container starts in
+// tens of milliseconds, and the debug log is how its phases are timed.
+func microseconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+		return slog.String(slog.TimeKey, a.Value.Time().UTC().Format("2006-01-02T15:04:05.000000Z"))
+	}
+	return a
+}
+
 func (a *app) setup(stderr io.Writer) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(a.opts.logLevel)); err != nil {
 		return err
 	}
-	a.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	a.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: microseconds}))
+	a.logger.Debug("sigil started", "pid", os.Getpid(), "args", os.Args[1:])
 	if a.opts.registriesConf == "" {
 		a.opts.registriesConf = os.Getenv("SIGIL_REGISTRIES_CONF")
 	}

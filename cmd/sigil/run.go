@@ -12,6 +12,7 @@ import (
 
 	"github.com/sigil-project/sigil/runtime/container"
 	"github.com/sigil-project/sigil/runtime/pod"
+	"github.com/sigil-project/sigil/runtime/snapshots"
 	"github.com/sigil-project/sigil/runtime/spec"
 )
 
@@ -108,7 +109,11 @@ func (a *app) run(cmd *cobra.Command, f runFlags, ref string, args []string) err
 		return err
 	}
 	id := container.NewID()
-	rootfs, err := stores.Snapshots.Prepare(ctx, id, img.ChainIDs())
+	var snapOpts []snapshots.PrepareOption
+	if f.rm {
+		snapOpts = append(snapOpts, snapshots.WithVolatile())
+	}
+	rootfs, err := stores.Snapshots.Prepare(ctx, id, img.ChainIDs(), snapOpts...)
 	if err != nil {
 		return err
 	}
