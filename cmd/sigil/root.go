@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -18,16 +19,18 @@ type globalOptions struct {
 	registriesConf     string
 	logLevel           string
 	insecureRegistries []string
+	cpuProfile         string
 }
 
 // app is what every subcommand is given: the global options and a logger.
 type app struct {
-	opts   globalOptions
-	logger *slog.Logger
+	opts        globalOptions
+	logger      *slog.Logger
+	stopProfile func()
 }
 
 func newRootCommand() *cobra.Command {
-	a := &app{}
+	a := &app{stopProfile: func() {}}
 	cmd := &cobra.Command{
 		Use:           "sigil",
 		Short:         "Fetch, verify and run signed container images, with no daemon",
@@ -45,6 +48,10 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&a.opts.registriesConf, "registries-conf", "", "registries.conf (containers-registries.conf v2); default $SIGIL_REGISTRIES_CONF, then /etc/containers/registries.conf if present")
 	f.StringSliceVar(&a.opts.insecureRegistries, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP or unverified TLS (loopback always is)")
 	f.StringVar(&a.opts.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+
+	f.StringVar(&a.opts.cpuProfile, "cpuprofile", "", "write a CPU profile of this sigil process to FILE (for benchmarks)")
+	_ = f.MarkHidden("cpuprofile")
+	cmd.PersistentPostRunE = func(*cobra.Command, []string) error { a.stopProfile(); return nil }
 
 	for _, add := range subcommands {
 		cmd.AddCommand(add(a))
@@ -75,6 +82,16 @@ func (a *app) setup(stderr io.Writer) error {
 	}
 	a.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: microseconds}))
 	a.logger.Debug("sigil started", "pid", os.Getpid(), "args", os.Args[1:])
+	if a.opts.cpuProfile != "" {
+		f, err := os.Create(a.opts.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		a.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+	}
 	if a.opts.registriesConf == "" {
 		a.opts.registriesConf = os.Getenv("SIGIL_REGISTRIES_CONF")
 	}
