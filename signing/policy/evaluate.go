@@ -21,10 +21,12 @@ const (
 	ReasonSignatureInvalid ReasonCode = "SIGNATURE_INVALID"
 	// ReasonKeyUntrusted: valid signature, but by a key the scope does not trust.
 	ReasonKeyUntrusted ReasonCode = "KEY_UNTRUSTED"
-	// ReasonIdentityMismatch: the signature names another image.
+	// ReasonIdentityMismatch: a valid signature of this manifest, but it
+	// names another image (signedIdentity), or its certificate names
+	// another signer (subjectEmail, subjectHostname, oidcIssuer).
 	ReasonIdentityMismatch ReasonCode = "IDENTITY_MISMATCH"
-	// ReasonCertificateUntrusted: the signing certificate does not chain to
-	// the configured CA or does not carry the required identity.
+	// ReasonCertificateUntrusted: the signature carries no certificate, or
+	// its certificate does not chain to the configured CA (pki, fulcio).
 	ReasonCertificateUntrusted ReasonCode = "CERTIFICATE_UNTRUSTED"
 	// ReasonPolicyReject: the scope's requirements include "reject".
 	ReasonPolicyReject ReasonCode = "POLICY_REJECT"
@@ -38,8 +40,11 @@ const (
 // Signer describes who signed an accepted image, for --explain and audit.
 type Signer struct {
 	// Key identifies the trusted key that verified the signature: a key
-	// path, "keyData", "keyDatas[1]", or a fingerprint.
+	// path, "keyData", "keyDatas[1]", or "certificate <subject>".
 	Key string
+	// KeyID is the signing key's fingerprint: base64 SHA-256 of its PKIX
+	// encoding, as in the publicKey hint of cosign bundles.
+	KeyID string
 	// Subject and Issuer are the certificate identity (email or hostname)
 	// and OIDC issuer or CA for fulcio/pki verification.
 	Subject string
@@ -124,13 +129,13 @@ func (e *RejectedError) hint() string {
 	case ReasonPolicyReject:
 		return fmt.Sprintf("to trust it run: %s, or pass --insecure-policy", trustAdd)
 	case ReasonSignatureMissing:
-		return "sign it (sigil sign --key KEY IMAGE) or copy its signatures along with it; --insecure-policy skips the check"
+		return fmt.Sprintf("sign it (sigil sign --key KEY.key %s) or copy its signatures along with it; --insecure-policy skips the check", repositoryOf(e.Image))
 	case ReasonSignatureInvalid:
 		return "the image or its signature was altered after signing: do not use it; fetch it again from its origin"
 	case ReasonKeyUntrusted:
 		return fmt.Sprintf("if you trust the signer run: %s", trustAdd)
 	case ReasonIdentityMismatch:
-		return fmt.Sprintf("if the image was copied or mirrored, set signedIdentity (matchRepository, exactRepository or remapIdentity) for scope %s", scope)
+		return fmt.Sprintf("if the image was copied, mirrored or signed under another name, set signedIdentity (matchRepository, exactRepository or remapIdentity) for scope %s; for a certificate, check its subjectEmail, subjectHostname or oidcIssuer", scope)
 	case ReasonCertificateUntrusted:
 		return fmt.Sprintf("check the fulcio or pki settings (CA, subjectEmail, oidcIssuer) for scope %s", scope)
 	case ReasonUnsupportedRequirement:
@@ -357,7 +362,12 @@ func (e *Evaluator) evaluateOne(ctx context.Context, v *Verdict, r Requirement) 
 			return RequirementResult{Outcome: OutcomeError, Detail: "no manifest digest"},
 				errors.New("sigstoreSigned requirements need the manifest digest; resolve the reference first")
 		}
-		signer, err := e.verifier.VerifySigstore(ctx, v.Ref, v.Digest, req)
+		ref := v.Ref
+		if v.Transport == TransportOCI {
+			// The verifier reads a layout's signatures from the layout.
+			ref = "oci:" + ref
+		}
+		signer, err := e.verifier.VerifySigstore(ctx, ref, v.Digest, req)
 		var ve *VerificationError
 		switch {
 		case errors.As(err, &ve):

@@ -122,7 +122,7 @@ func (si *SignedIdentity) Match(imageRef, signedRef string) error {
 	if si != nil {
 		t = si.Type
 	}
-	signed, err := dref.ParseNormalizedNamed(signedRef)
+	signed, err := dref.ParseNormalizedNamed(dockerHubAlias(signedRef))
 	if err != nil {
 		return fmt.Errorf("%w: the signature's identity %q is not a valid reference: %v", ErrIdentityMismatch, signedRef, err)
 	}
@@ -214,4 +214,14 @@ func remap(image dref.Named, prefix, signedPrefix string) (dref.Named, error) {
 		return nil, fmt.Errorf("remapping %s from %s to %s: %v", s, prefix, signedPrefix, err)
 	}
 	return out, nil
+}
+
+// dockerHubAlias maps the host go-containerregistry (and so cosign) writes
+// for Docker Hub, index.docker.io, to the docker.io every other tool
+// normalises to; they are one registry.
+func dockerHubAlias(ref string) string {
+	if rest, ok := strings.CutPrefix(ref, "index.docker.io/"); ok {
+		return "docker.io/" + rest
+	}
+	return ref
 }

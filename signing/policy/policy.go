@@ -50,6 +50,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // DefaultPath is where sigil looks for its trust policy.
@@ -92,7 +94,7 @@ type NoPolicyError struct {
 }
 
 func (e *NoPolicyError) Error() string {
-	return fmt.Sprintf("no trust policy at %s: sigil refuses to fetch images it cannot judge; create one (e.g. sigil trust add ...) or pass --insecure-policy", e.Path)
+	return fmt.Sprintf("no trust policy at %s: sigil refuses to fetch images it cannot judge; create one with 'sigil trust add --scope REGISTRY/REPOSITORY --key KEY.pub' (images outside the scopes you add are then refused) or pass --insecure-policy", e.Path)
 }
 
 func (e *NoPolicyError) Unwrap() error { return e.Err }
@@ -135,12 +137,20 @@ func AcceptAnything() *Policy {
 // *NoPolicyError (ErrNoPolicy, fs.ErrNotExist); a malformed one a
 // *FormatError naming path.
 func Load(path string) (*Policy, error) {
+	p, _, err := LoadWithDigest(path)
+	return p, err
+}
+
+// LoadWithDigest is Load that also returns the SHA-256 of the file's
+// content, which a verdict cache keys on so that no verdict outlives a
+// change to the policy.
+func LoadWithDigest(path string) (*Policy, digest.Digest, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &NoPolicyError{Path: path, Err: err}
+		return nil, "", &NoPolicyError{Path: path, Err: err}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading trust policy: %w", err)
+		return nil, "", fmt.Errorf("reading trust policy: %w", err)
 	}
 	p, err := Parse(data)
 	if err != nil {
@@ -148,9 +158,9 @@ func Load(path string) (*Policy, error) {
 		if errors.As(err, &fe) {
 			fe.Path = path
 		}
-		return nil, err
+		return nil, "", err
 	}
-	return p, nil
+	return p, digest.FromBytes(data), nil
 }
 
 // Parse parses and validates a containers-policy.json document. Errors are

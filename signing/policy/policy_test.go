@@ -341,7 +341,7 @@ func TestLoad(t *testing.T) {
 	if !errors.Is(err, ErrNoPolicy) || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Load(missing) = %v, want ErrNoPolicy and fs.ErrNotExist", err)
 	}
-	want := "no trust policy at " + missing + ": sigil refuses to fetch images it cannot judge; create one (e.g. sigil trust add ...) or pass --insecure-policy"
+	want := "no trust policy at " + missing + ": sigil refuses to fetch images it cannot judge; create one with 'sigil trust add --scope REGISTRY/REPOSITORY --key KEY.pub' (images outside the scopes you add are then refused) or pass --insecure-policy"
 	if err.Error() != want {
 		t.Errorf("error text\n got %q\nwant %q", err, want)
 	}

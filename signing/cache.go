@@ -1,0 +1,147 @@
+package signing
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/sigil-project/sigil/signing/policy"
+)
+
+// VerdictCache remembers that a sigstoreSigned requirement accepted an
+// image, so a stored image is not verified over the network again before
+// every run. Only acceptances are cached: a refusal may be cured by a
+// signature pushed later.
+//
+// An entry is keyed by the SHA-256 of
+//
+//	the policy file's content (policy.Policy.Digest)
+//	the image reference evaluated (identity checks depend on the name)
+//	the manifest digest
+//	the requirement, and every byte of the keys and CAs it names
+//
+// so any change to the policy or to a key file misses the cache, and an
+// entry is never used across a policy change. Entries whose acceptance
+// rests on a certificate checked at the current time carry its expiry.
+//
+// On disk, one file per entry, written to a temporary name and renamed, so
+// concurrent sigil processes only ever read whole entries:
+//
+//	ROOT/verdicts/
+//	├── <sha256 of the key>.json   {"version":1,"ref":…,"digest":…,"signer":…,"verified_at":…}
+//	└── .tmp-*                     being written
+type VerdictCache struct {
+	dir    string
+	policy digest.Digest
+}
+
+// NewVerdictCache returns a cache in dir for verdicts of the policy whose
+// file content has digest policyDigest. It returns nil (no caching) when
+// policyDigest is "", as for a policy built in code.
+func NewVerdictCache(dir string, policyDigest digest.Digest) *VerdictCache {
+	if policyDigest == "" {
+		return nil
+	}
+	return &VerdictCache{dir: dir, policy: policyDigest}
+}
+
+type cacheEntry struct {
+	Version    int            `json:"version"`
+	Ref        string         `json:"ref"`
+	Digest     digest.Digest  `json:"digest"`
+	Signer     *policy.Signer `json:"signer"`
+	VerifiedAt time.Time      `json:"verified_at"`
+	NotAfter   *time.Time     `json:"not_after,omitempty"`
+	Policy     digest.Digest  `json:"policy"`
+}
+
+const cacheVersion = 1
+
+func (c *VerdictCache) key(ref string, d digest.Digest, fingerprint []byte) string {
+	h := sha256.New()
+	writeField(h, "version", []byte{cacheVersion})
+	writeField(h, "policy", []byte(c.policy))
+	writeField(h, "ref", []byte(ref))
+	writeField(h, "digest", []byte(d))
+	writeField(h, "material", fingerprint)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (c *VerdictCache) path(key string) string { return filepath.Join(c.dir, key+".json") }
+
+// get returns the cached signer for key, if any and still valid at now.
+// Anything unexpected (unreadable, another digest) is a miss.
+func (c *VerdictCache) get(key string, d digest.Digest, now time.Time) (*policy.Signer, time.Time, bool) {
+	b, err := os.ReadFile(c.path(key))
+	if err != nil {
+		return nil, time.Time{}, false
+	}
+	var e cacheEntry
+	if json.Unmarshal(b, &e) != nil || e.Version != cacheVersion || e.Digest != d || e.Policy != c.policy || e.Signer == nil {
+		return nil, time.Time{}, false
+	}
+	if e.NotAfter != nil && now.After(*e.NotAfter) {
+		return nil, time.Time{}, false
+	}
+	return e.Signer, e.VerifiedAt, true
+}
+
+func (c *VerdictCache) put(key, ref string, d digest.Digest, s *policy.Signer, now, notAfter time.Time) error {
+	e := cacheEntry{Version: cacheVersion, Ref: ref, Digest: d, Signer: s, VerifiedAt: now.UTC(), Policy: c.policy}
+	if !notAfter.IsZero() {
+		na := notAfter.UTC()
+		e.NotAfter = &na
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return fmt.Errorf("verdict cache: %w", err)
+	}
+	f, err := os.CreateTemp(c.dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("verdict cache: %w", err)
+	}
+	_, werr := f.Write(b)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("verdict cache: %w", err)
+	}
+	if err := os.Rename(f.Name(), c.path(key)); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("verdict cache: %w", err)
+	}
+	return nil
+}
+
+// Prune removes entries older than maxAge and leftover temporary files; gc
+// may call it. A missing directory is not an error.
+func (c *VerdictCache) Prune(maxAge time.Duration, now time.Time) error {
+	entries, err := os.ReadDir(c.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, de := range entries {
+		info, err := de.Info()
+		if err != nil {
+			continue
+		}
+		if now.Sub(info.ModTime()) > maxAge {
+			os.Remove(filepath.Join(c.dir, de.Name()))
+		}
+	}
+	return nil
+}
