@@ -64,6 +64,14 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 			return nil, fmt.Errorf("volume %s: %w", v, err)
 		}
 	}
+	if opts.LogPath != "" {
+		if !path.IsAbs(opts.LogPath) {
+			return nil, fmt.Errorf("log path %q: must be absolute: %w", opts.LogPath, errdefs.ErrInvalidArgument)
+		}
+		if err := os.MkdirAll(path.Dir(opts.LogPath), 0o755); err != nil {
+			return nil, fmt.Errorf("log path %s: %w", opts.LogPath, err)
+		}
+	}
 	if opts.PodID != "" {
 		if _, err := pod.Load(ctx, m.state, opts.PodID); err != nil {
 			return nil, fmt.Errorf("create container in pod %s: %w", opts.PodID, err)
@@ -92,12 +100,20 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 			Stdin:       opts.Stdin,
 			AutoRemove:  opts.AutoRemove,
 			Detached:    detached,
+			Labels:      opts.Labels,
+			Annotations: opts.Annotations,
+			Extra:       opts.Extra,
 		},
-		Image:     opts.Image,
-		Rootfs:    opts.Rootfs,
-		Network:   string(opts.Network),
-		OwnedDirs: opts.OwnedDirs,
-		Owner:     self(),
+		Image:        opts.Image,
+		Rootfs:       opts.Rootfs,
+		Network:      string(opts.Network),
+		OwnedDirs:    opts.OwnedDirs,
+		Owner:        self(),
+		HostPID:      opts.HostPID,
+		PIDNamespace: opts.PIDNamespace,
+	}
+	if opts.LogPath != "" {
+		r.LogPath = opts.LogPath
 	}
 	if r.PodID == "" {
 		r.PodID, r.OwnsPod = id, true
@@ -181,6 +197,10 @@ func (m *Manager) setup(ctx context.Context, r *record, log *slog.Logger) (_ *li
 			HostNetwork: p.Network == pod.NetworkHost,
 			IPC:         p.Namespaces.IPC,
 			UTS:         p.Namespaces.UTS,
+			HostIPC:     p.HostIPC,
+			HostUTS:     p.HostUTS,
+			HostPID:     r.HostPID,
+			PID:         r.PIDNamespace,
 		},
 		Run:    run,
 		Logger: log,

@@ -56,8 +56,10 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions, stdio IO)
 	}
 
 	sigs := make(chan os.Signal, 128)
-	signal.Notify(sigs, forwardedSignals()...)
-	defer signal.Stop(sigs)
+	if !o.IgnoreSignals {
+		signal.Notify(sigs, forwardedSignals()...)
+		defer signal.Stop(sigs)
+	}
 
 	proc := newProcess(p, false)
 	s := streams{out: stdio.Stdout, err: stdio.Stderr, tty: o.Tty}
@@ -80,6 +82,23 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions, stdio IO)
 		_ = proc.Signal(unix.SIGKILL)
 		_, _ = proc.Wait()
 		return 0, fmt.Errorf("exec in container %s: %w", r.Name, err)
+	}
+	if o.Tty && o.Resize != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case sz, ok := <-o.Resize:
+					if !ok {
+						return
+					}
+					pio.setSize(sz)
+				case <-done:
+					return
+				}
+			}
+		}()
 	}
 	ps, _ := forward(ctx, proc, pio, sigs, func() { _ = proc.Signal(unix.SIGKILL) }, log)
 	pio.close(context.WithoutCancel(ctx))

@@ -37,6 +37,24 @@ func newCRILog(w io.Writer, onErr func(error)) *criLog {
 	return &criLog{w: w, now: time.Now, onErr: onErr}
 }
 
+// swap makes the log write to w from now on and returns the writer it
+// wrote to before (ReopenLog after a rotation).
+func (l *criLog) swap(w *os.File) *os.File {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.w.(*os.File)
+	l.w = w
+	l.failed = false
+	return old
+}
+
+// current is the file the log writes to.
+func (l *criLog) current() *os.File {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.(*os.File)
+}
+
 // stream returns a writer for one stream ("stdout" or "stderr"). Call
 // Flush when the stream has ended.
 func (l *criLog) stream(name string) *criStream { return &criStream{log: l, name: name} }

@@ -48,11 +48,69 @@ func (m *Manager) Start(ctx context.Context, opts CreateOptions) (string, error)
 	}
 	log := m.logger.With("container_id", r.ID, "pod_id", r.PodID)
 	log.InfoContext(ctx, "starting detached container", "name", r.Name, "image", r.ImageRef)
+	if err := m.startMonitor(ctx, r, log); err != nil {
+		return "", err
+	}
+	return r.ID, nil
+}
 
+// Create records a detached container without starting it (the CRI's
+// CreateContainer): it stays created until StartCreated. Errors are
+// those of Start's checks.
+func (m *Manager) Create(ctx context.Context, opts CreateOptions) (string, error) {
+	r, err := m.prepare(ctx, opts, true)
+	if err != nil {
+		return "", err
+	}
+	// Nobody owns a container that waits to be started: refresh must not
+	// mistake the creating process's exit for a failed start.
+	if _, err := m.update(ctx, r.ID, func(cur *record) { cur.Owner = owner{} }); err != nil {
+		_ = m.removeFiles(context.WithoutCancel(ctx), r, m.logger)
+		return "", err
+	}
+	m.logger.InfoContext(ctx, "created container", "container_id", r.ID, "pod_id", r.PodID, "name", r.Name)
+	return r.ID, nil
+}
+
+// StartCreated starts a container recorded by Create under a monitor, as
+// Start does, and returns once it runs. A container that is not in state
+// created (or is being started by another process) gives
+// errdefs.ErrFailedPrecondition.
+func (m *Manager) StartCreated(ctx context.Context, ref string) error {
+	r, err := m.resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	claimed, err := m.update(ctx, r.ID, func(cur *record) {
+		if cur.Status != StatusCreated || cur.Owner.alive() || cur.Error != "" {
+			return
+		}
+		cur.Owner = self()
+	})
+	if err != nil {
+		return err
+	}
+	if claimed.Owner != self() {
+		state := string(claimed.Status)
+		if claimed.Error != "" {
+			state = "failed to start: " + claimed.Error
+		} else if claimed.Status == StatusCreated {
+			state = "being started by process " + fmt.Sprint(claimed.Owner.Pid)
+		}
+		return fmt.Errorf("container %s is %s: only a created container can be started: %w", r.Name, state, errdefs.ErrFailedPrecondition)
+	}
+	log := m.logger.With("container_id", r.ID, "pod_id", r.PodID)
+	log.InfoContext(ctx, "starting created container", "name", r.Name)
+	return m.startMonitor(ctx, claimed, log)
+}
+
+// startMonitor starts the monitor of r, which this process owns, and
+// waits for its report of the start.
+func (m *Manager) startMonitor(ctx context.Context, r *record, log *slog.Logger) error {
 	rd, wr, err := os.Pipe()
 	if err != nil {
 		m.startFailed(ctx, r, err, log)
-		return "", fmt.Errorf("start container %s: %w", r.Name, err)
+		return fmt.Errorf("start container %s: %w", r.Name, err)
 	}
 	cmd := exec.Command(m.executable, MonitorCommand,
 		"--root="+m.root, "--state="+m.state, "--log-level="+enabledLevel(ctx, m.logger), r.ID)
@@ -64,7 +122,7 @@ func (m *Manager) Start(ctx context.Context, opts CreateOptions) (string, error)
 		rd.Close()
 		err = fmt.Errorf("start the monitor of container %s (%s): %w", r.Name, m.executable, err)
 		m.startFailed(ctx, r, err, log)
-		return "", err
+		return err
 	}
 	log.DebugContext(ctx, "started monitor", "monitor_pid", cmd.Process.Pid)
 	exited := make(chan error, 1)
@@ -89,7 +147,7 @@ func (m *Manager) Start(ctx context.Context, opts CreateOptions) (string, error)
 		_ = cmd.Process.Kill()
 		<-exited
 		m.abandon(ctx, r, context.Cause(ctx), log)
-		return "", fmt.Errorf("start container %s: %w", r.Name, ctx.Err())
+		return fmt.Errorf("start container %s: %w", r.Name, ctx.Err())
 	}
 	var rep startReport
 	if res.err != nil || len(res.b) == 0 || json.Unmarshal(res.b, &rep) != nil {
@@ -101,13 +159,13 @@ func (m *Manager) Start(ctx context.Context, opts CreateOptions) (string, error)
 		}
 		err := fmt.Errorf("the monitor of container %s ended before starting it (%v): see %s", r.Name, status, m.monitorLog(r.ID))
 		m.abandon(ctx, r, err, log)
-		return "", err
+		return err
 	}
 	if rep.Error != "" {
-		return "", &remoteError{msg: rep.Error, class: classFromName(rep.Class)}
+		return &remoteError{msg: rep.Error, class: classFromName(rep.Class)}
 	}
 	log.InfoContext(ctx, "started detached container")
-	return r.ID, nil
+	return nil
 }
 
 // abandon cleans up after a monitor that died or was killed before it
@@ -181,19 +239,53 @@ func (m *Manager) monitor(ctx context.Context, id string, report *os.File) int {
 		sendReport(report, err)
 		return 1
 	}
-	defer lf.Close()
 	cl := newCRILog(lf, func(err error) { log.WarnContext(ctx, "writing the container log", "path", r.LogPath, "error", err) })
+	defer func() { cl.current().Close() }()
 	stdout, stderr := cl.stream("stdout"), cl.stream("stderr")
+
+	// Other processes reach the monitor through its control FIFO (log
+	// reopening) and its attach socket.
+	ctlCtx, stopControl := context.WithCancel(ctx)
+	defer stopControl()
+	go m.serveControl(ctlCtx, r.ID, func() error {
+		nf, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return err
+		}
+		cl.swap(nf).Close()
+		return nil
+	}, log)
+	var out, errOut io.Writer = stdout, stderr
+	att, err := newAttachServer(m.attachPath(r.ID), log)
+	if err != nil {
+		log.WarnContext(ctx, "cannot serve attachments", "error", err)
+	} else {
+		defer att.close()
+		go att.serve()
+		out, errOut = io.MultiWriter(stdout, att.stream(frameStdout)), io.MultiWriter(stderr, att.stream(frameStderr))
+	}
 
 	sigs := make(chan os.Signal, 128)
 	signal.Notify(sigs, forwardedSignals()...)
 	defer signal.Stop(sigs)
 
-	st, err := m.start(ctx, r, streams{out: stdout, err: stderr, keepStdin: r.Stdin}, log)
+	st, err := m.start(ctx, r, streams{out: out, err: errOut, keepStdin: r.Stdin}, log)
 	if err != nil {
 		m.startFailed(ctx, r, err, log)
 		sendReport(report, err)
 		return 1
+	}
+	if att != nil {
+		var in io.WriteCloser
+		switch {
+		case st.pio.master != nil && r.Stdin:
+			// A terminal's input is never closed by a client: it ends
+			// with the container.
+			in = nopWriteCloser{st.pio.master}
+		case st.pio.stdinW != nil:
+			in = st.pio.stdinW
+		}
+		att.connect(in, st.pio.setSize)
 	}
 	sendReport(report, nil)
 
@@ -203,7 +295,11 @@ func (m *Manager) monitor(ctx context.Context, id string, report *os.File) int {
 	// relies on it.
 	stdout.Flush()
 	stderr.Flush()
-	_ = lf.Sync()
+	_ = cl.current().Sync()
+	stopControl()
+	if att != nil {
+		att.close()
+	}
 	m.finish(ctx, st, status)
 	log.InfoContext(ctx, "monitor exiting")
 	return 0
@@ -270,3 +366,7 @@ func enabledLevel(ctx context.Context, l *slog.Logger) string {
 	}
 	return slog.LevelError.String()
 }
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }

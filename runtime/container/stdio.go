@@ -48,9 +48,12 @@ type procIO struct {
 	consoleSock *os.File
 	consoleC    chan consoleResult
 	master      *os.File
-	hostTerm    console.Console // the caller's terminal, for raw mode and size
-	rawSet      bool
-	closed      bool
+	// stdinW is the writing end of a kept-open stdin (keepStdin without a
+	// terminal), for attached clients.
+	stdinW   *os.File
+	hostTerm console.Console // the caller's terminal, for raw mode and size
+	rawSet   bool
+	closed   bool
 }
 
 type consoleResult struct {
@@ -98,6 +101,7 @@ func newProcIO(p *libcontainer.Process, s streams) (_ *procIO, retErr error) {
 		p.Stdin = r
 		pio.childEnds = append(pio.childEnds, r)
 		pio.ourEnds = append(pio.ourEnds, w)
+		pio.stdinW = w
 	default:
 		null, err := os.Open(os.DevNull)
 		if err != nil {
@@ -205,6 +209,14 @@ func (pio *procIO) postStart(ctx context.Context) error {
 		go func() { _, _ = io.Copy(pio.master, pio.s.in) }()
 	}
 	return nil
+}
+
+// setSize sets the container's terminal size.
+func (pio *procIO) setSize(sz TerminalSize) {
+	if pio.master == nil || sz.Width == 0 || sz.Height == 0 {
+		return
+	}
+	_ = unix.IoctlSetWinsize(int(pio.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
 }
 
 // resize gives the container's terminal the size of the caller's.

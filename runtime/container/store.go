@@ -36,6 +36,9 @@ type record struct {
 	Network string `json:"network,omitempty"`
 	// OwnedDirs are deleted when the container is removed.
 	OwnedDirs []string `json:"owned_dirs,omitempty"`
+	// HostPID and PIDNamespace: see CreateOptions.
+	HostPID      bool   `json:"host_pid,omitempty"`
+	PIDNamespace string `json:"pid_namespace,omitempty"`
 	// Owner is the process supervising the container: the foreground
 	// `sigil run`, or the monitor.
 	Owner owner `json:"owner,omitzero"`
@@ -103,12 +106,14 @@ func (m *Manager) recordDir(id string) string { return filepath.Join(m.container
 func (m *Manager) recordPath(id string) string {
 	return filepath.Join(m.recordDir(id), "container.json")
 }
-func (m *Manager) logPath(id string) string    { return filepath.Join(m.recordDir(id), "container.log") }
-func (m *Manager) stateDir(id string) string   { return filepath.Join(m.state, "containers", id) }
-func (m *Manager) rootfsDir(id string) string  { return filepath.Join(m.stateDir(id), "rootfs") }
-func (m *Manager) specPath(id string) string   { return filepath.Join(m.stateDir(id), "config.json") }
-func (m *Manager) monitorLog(id string) string { return filepath.Join(m.stateDir(id), "monitor.log") }
-func (m *Manager) libcontainerRoot() string    { return filepath.Join(m.state, "libcontainer") }
+func (m *Manager) logPath(id string) string     { return filepath.Join(m.recordDir(id), "container.log") }
+func (m *Manager) stateDir(id string) string    { return filepath.Join(m.state, "containers", id) }
+func (m *Manager) rootfsDir(id string) string   { return filepath.Join(m.stateDir(id), "rootfs") }
+func (m *Manager) specPath(id string) string    { return filepath.Join(m.stateDir(id), "config.json") }
+func (m *Manager) monitorLog(id string) string  { return filepath.Join(m.stateDir(id), "monitor.log") }
+func (m *Manager) controlPath(id string) string { return filepath.Join(m.stateDir(id), "control") }
+func (m *Manager) attachPath(id string) string  { return filepath.Join(m.stateDir(id), "attach.sock") }
+func (m *Manager) libcontainerRoot() string     { return filepath.Join(m.state, "libcontainer") }
 
 // lock takes the store's exclusive lock (flock on <root>/containers/.lock),
 // shared by every sigil process using this root. Hold it only for short

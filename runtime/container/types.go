@@ -1,6 +1,7 @@
 package container
 
 import (
+	"encoding/json"
 	"io"
 	"time"
 
@@ -66,6 +67,29 @@ type CreateOptions struct {
 	// container is removed, after its rootfs is unmounted. They must be
 	// absolute.
 	OwnedDirs []string
+
+	// Labels and Annotations are recorded with the container (the CRI's
+	// container labels and annotations).
+	Labels      map[string]string
+	Annotations map[string]string
+	// Extra is opaque data recorded with the container for its caller:
+	// the CRI keeps its container metadata there, so that one record on
+	// disk says everything about a container.
+	Extra json.RawMessage
+	// LogPath, when set, is where the output is logged (the CRI's
+	// LogDirectory/LogPath), instead of the record directory. It must be
+	// absolute; its directory is created.
+	LogPath string
+	// HostPID shares the host's PID namespace; PIDNamespace, when set, is
+	// a PID namespace file to join (a pod's shared one). Neither: the
+	// container has its own.
+	HostPID      bool
+	PIDNamespace string
+}
+
+// TerminalSize is the size of a terminal, in characters.
+type TerminalSize struct {
+	Width, Height uint16
 }
 
 // ExecOptions describes a process to run in a running container. Unset
@@ -82,6 +106,13 @@ type ExecOptions struct {
 	User string
 	// Cwd is the working directory (absolute).
 	Cwd string
+	// IgnoreSignals leaves this process's signals alone instead of
+	// forwarding them to the exec'd process: a server that execs for a
+	// remote client must not pass its own SIGTERM on.
+	IgnoreSignals bool
+	// Resize, with Tty, sets the terminal's size each time a size is
+	// received (the CRI streaming server's resize events).
+	Resize <-chan TerminalSize
 }
 
 // IO connects a foreground process to the caller. With a terminal
@@ -132,6 +163,10 @@ type Info struct {
 	AutoRemove bool            `json:"auto_remove,omitempty"`
 	// Detached is true for a container supervised by a monitor process.
 	Detached bool `json:"detached,omitempty"`
+	// Labels, Annotations and Extra are the caller's, as created.
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Extra       json.RawMessage   `json:"extra,omitempty"`
 }
 
 // Running reports whether the container's init is running.

@@ -88,6 +88,19 @@ type Config struct {
 	// Labels are free-form metadata (the CRI keeps its sandbox labels
 	// here).
 	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations are free-form metadata too (the CRI's sandbox
+	// annotations).
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// CgroupParent, when set, is the pod's exact cgroup path (kubelet's
+	// cgroupfs parent, e.g. /kubepods/besteffort/pod<uid>) instead of
+	// CgroupRoot/ID. Such a cgroup belongs to whoever named it: Remove
+	// leaves it in place.
+	CgroupParent string `json:"cgroup_parent_override,omitempty"`
+	// HostIPC and HostUTS share the host's IPC and UTS namespaces instead
+	// of pinning new ones (Kubernetes' hostIPC, and the UTS namespace of a
+	// host-network pod). With HostUTS the hostname is not set.
+	HostIPC bool `json:"host_ipc,omitempty"`
+	HostUTS bool `json:"host_uts,omitempty"`
 }
 
 // Namespaces holds the paths of a pod's pinned namespace files. Network is
@@ -184,9 +197,16 @@ func Create(ctx context.Context, stateDir string, cfg Config, opts ...Option) (_
 		return nil, fmt.Errorf("pod %s: cgroup root %q is not absolute: %w", cfg.ID, cfg.CgroupRoot, errdefs.ErrInvalidArgument)
 	}
 
+	cgParent := path.Join(cfg.CgroupRoot, cfg.ID)
+	if cfg.CgroupParent != "" {
+		if !path.IsAbs(cfg.CgroupParent) {
+			return nil, fmt.Errorf("pod %s: cgroup parent %q is not an absolute cgroupfs path (systemd slices are not supported: use kubelet's cgroupfs driver): %w", cfg.ID, cfg.CgroupParent, errdefs.ErrInvalidArgument)
+		}
+		cgParent = path.Clean(cfg.CgroupParent)
+	}
 	p := &Pod{
 		Config:       cfg,
-		CgroupParent: path.Join(cfg.CgroupRoot, cfg.ID),
+		CgroupParent: cgParent,
 		CreatedAt:    time.Now().UTC(),
 		dir:          podDir(stateDir, cfg.ID),
 		logger:       o.logger.With("pod_id", cfg.ID),
@@ -212,7 +232,7 @@ func Create(ctx context.Context, stateDir string, cfg Config, opts ...Option) (_
 	if err := os.Mkdir(nsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create pod %s: %w", cfg.ID, err)
 	}
-	ns, err := pinNamespaces(nsDir, cfg.Hostname, cfg.Network != NetworkHost)
+	ns, err := pinNamespaces(nsDir, cfg.Hostname, pinWhich{net: cfg.Network != NetworkHost, ipc: !cfg.HostIPC, uts: !cfg.HostUTS})
 	p.Namespaces = ns // set even on error, so the cleanup unmounts what was pinned
 	if err != nil {
 		return nil, fmt.Errorf("create pod %s: %w", cfg.ID, err)
@@ -291,7 +311,9 @@ func (p *Pod) Remove(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", f, err))
 		}
 	}
-	if p.CgroupParent != "" {
+	// A cgroup parent named by the caller (kubelet's) is the caller's to
+	// remove; the containers' own cgroups in it are gone with them.
+	if p.CgroupParent != "" && p.Config.CgroupParent == "" {
 		if err := removeCgroups(ctx, p.CgroupParent); err != nil {
 			errs = append(errs, err)
 		}
@@ -308,15 +330,21 @@ func (p *Pod) Remove(ctx context.Context) error {
 	return nil
 }
 
-// pinNamespaces creates new IPC and UTS (and network, if newNet)
-// namespaces on a dedicated OS thread and bind-mounts them into nsDir.
-// The namespaces pinned before a failure are returned with the error, for
+// pinWhich says which namespaces a pod gets of its own.
+type pinWhich struct{ net, ipc, uts bool }
+
+// pinNamespaces creates new network, IPC and UTS namespaces (those which
+// selects) on a dedicated OS thread and bind-mounts them into nsDir. The
+// namespaces pinned before a failure are returned with the error, for
 // cleanup.
-func pinNamespaces(nsDir, hostname string, newNet bool) (Namespaces, error) {
+func pinNamespaces(nsDir, hostname string, which pinWhich) (Namespaces, error) {
 	var ns Namespaces
+	if !which.net && !which.ipc && !which.uts {
+		return ns, nil
+	}
 	err := onDiscardedThread(func() error {
 		var err error
-		ns, err = pinOnThisThread(nsDir, hostname, newNet)
+		ns, err = pinOnThisThread(nsDir, hostname, which)
 		return err
 	})
 	return ns, err
@@ -347,17 +375,26 @@ func onDiscardedThread(fn func() error) error {
 	return <-done
 }
 
-func pinOnThisThread(nsDir, hostname string, newNet bool) (Namespaces, error) {
+func pinOnThisThread(nsDir, hostname string, which pinWhich) (Namespaces, error) {
 	var ns Namespaces
-	flags := unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
+	newNet := which.net
+	flags := 0
+	if which.ipc {
+		flags |= unix.CLONE_NEWIPC
+	}
+	if which.uts {
+		flags |= unix.CLONE_NEWUTS
+	}
 	if newNet {
 		flags |= unix.CLONE_NEWNET
 	}
 	if err := unix.Unshare(flags); err != nil {
 		return ns, fmt.Errorf("unshare namespaces: %w", err)
 	}
-	if err := unix.Sethostname([]byte(hostname)); err != nil {
-		return ns, fmt.Errorf("set hostname %q: %w", hostname, err)
+	if which.uts {
+		if err := unix.Sethostname([]byte(hostname)); err != nil {
+			return ns, fmt.Errorf("set hostname %q: %w", hostname, err)
+		}
 	}
 	if newNet {
 		if err := loopbackUp(); err != nil {
@@ -379,11 +416,15 @@ func pinOnThisThread(nsDir, hostname string, newNet bool) (Namespaces, error) {
 		return target, nil
 	}
 	var err error
-	if ns.IPC, err = bind("ipc"); err != nil {
-		return ns, err
+	if which.ipc {
+		if ns.IPC, err = bind("ipc"); err != nil {
+			return ns, err
+		}
 	}
-	if ns.UTS, err = bind("uts"); err != nil {
-		return ns, err
+	if which.uts {
+		if ns.UTS, err = bind("uts"); err != nil {
+			return ns, err
+		}
 	}
 	if newNet {
 		if ns.Network, err = bind("net"); err != nil {

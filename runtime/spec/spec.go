@@ -3,12 +3,12 @@ package spec
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
 	"slices"
 	"strings"
 
 	"github.com/containerd/errdefs"
-	"github.com/moby/profiles/seccomp"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -56,6 +56,13 @@ type Namespaces struct {
 	HostNetwork bool   `json:"host_network,omitempty"`
 	IPC         string `json:"ipc,omitempty"`
 	UTS         string `json:"uts,omitempty"`
+	// HostIPC, HostUTS and HostPID share the host's namespace instead.
+	HostIPC bool `json:"host_ipc,omitempty"`
+	HostUTS bool `json:"host_uts,omitempty"`
+	HostPID bool `json:"host_pid,omitempty"`
+	// PID is a PID namespace to join (another container's, for a pod
+	// that shares one); empty means a new one.
+	PID string `json:"pid,omitempty"`
 }
 
 // RunOptions are the user's choices for one container, as the flags of
@@ -97,6 +104,55 @@ type RunOptions struct {
 	// Ulimits override the default rlimits (RLIMIT_NOFILE 1024:1048576).
 	// Each is clamped to the host's current hard limit.
 	Ulimits []specs.POSIXRlimit `json:"ulimits,omitempty"`
+
+	// The options below are what a CRI ContainerConfig adds; their zero
+	// values keep the secure defaults above. See security.go.
+
+	// Privileged gives every capability, every host device, no seccomp
+	// profile, no masked or read-only paths and a writable /sys.
+	Privileged bool `json:"privileged,omitempty"`
+	// CapAdd and CapDrop change the default capability set: names with
+	// or without the CAP_ prefix, any case, or "ALL". Drops apply first.
+	CapAdd  []string `json:"cap_add,omitempty"`
+	CapDrop []string `json:"cap_drop,omitempty"`
+	// Seccomp is "" (the default profile), "unconfined", or
+	// "localhost/<absolute path of a profile in the OCI or docker JSON format>".
+	Seccomp string `json:"seccomp,omitempty"`
+	// AllowPrivilegeEscalation clears no_new_privs (Kubernetes'
+	// allowPrivilegeEscalation, the CRI's no_new_privs=false).
+	AllowPrivilegeEscalation bool `json:"allow_privilege_escalation,omitempty"`
+	// MaskedPaths and ReadonlyPaths, when not nil, replace the defaults
+	// (the CRI sends Kubernetes' lists, or empty ones for an unmasked
+	// /proc).
+	MaskedPaths   *[]string `json:"masked_paths,omitempty"`
+	ReadonlyPaths *[]string `json:"readonly_paths,omitempty"`
+	// Sysctls are set in the container's namespaces (net.* in the pod's
+	// network namespace, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*
+	// in its IPC namespace).
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// CPUShares, CPUQuota and CPUPeriod set the CFS weight and bandwidth
+	// directly (the CRI's LinuxContainerResources); CPUs, when set, wins
+	// over CPUQuota/CPUPeriod.
+	CPUShares  uint64 `json:"cpu_shares,omitempty"`
+	CPUQuota   int64  `json:"cpu_quota,omitempty"`
+	CPUPeriod  uint64 `json:"cpu_period,omitempty"`
+	CpusetCPUs string `json:"cpuset_cpus,omitempty"`
+	CpusetMems string `json:"cpuset_mems,omitempty"`
+	// Devices are host devices made available in the container.
+	Devices []Device `json:"devices,omitempty"`
+	// Mounts are extra mounts added after the volumes (a tmpfs, or a bind
+	// mount with options the Volume type does not express).
+	Mounts []specs.Mount `json:"mounts,omitempty"`
+	// Annotations are copied into the runtime spec.
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Device is a host device node given to the container.
+type Device struct {
+	HostPath      string `json:"host_path"`
+	ContainerPath string `json:"container_path"`
+	// Permissions is a combination of r, w and m (default "rwm").
+	Permissions string `json:"permissions,omitempty"`
 }
 
 // Volume is a bind mount of a host path into the container.
@@ -104,6 +160,8 @@ type Volume struct {
 	Source      string `json:"source"`
 	Destination string `json:"destination"`
 	ReadOnly    bool   `json:"read_only,omitempty"`
+	// Propagation is "rprivate" (default), "rslave" or "rshared".
+	Propagation string `json:"propagation,omitempty"`
 }
 
 // ParseVolume parses docker's -v syntax HOST:CTR[:ro|rw]. Both paths must
@@ -182,6 +240,10 @@ func Generate(opts Options) (*specs.Spec, error) {
 			hostname = hostname[:12]
 		}
 	}
+	if opts.Namespaces.HostUTS {
+		// The host's UTS namespace: its hostname, which is not ours to set.
+		hostname, _ = os.Hostname()
+	}
 
 	userSpec := run.User
 	if userSpec == "" {
@@ -202,7 +264,10 @@ func Generate(opts Options) (*specs.Spec, error) {
 		return nil, err
 	}
 
-	caps := defaultCapabilities()
+	caps, err := capabilities(run)
+	if err != nil {
+		return nil, err
+	}
 	s := &specs.Spec{
 		Version: specs.Version,
 		Process: &specs.Process{
@@ -221,7 +286,7 @@ func Generate(opts Options) (*specs.Spec, error) {
 				Permitted: slices.Clone(caps),
 			},
 			Rlimits:         rlimits,
-			NoNewPrivileges: true,
+			NoNewPrivileges: !run.AllowPrivilegeEscalation,
 			// OOMScoreAdj is left unset on purpose: root on this kind of
 			// host may lack CAP_SYS_RESOURCE, and then lowering
 			// oom_score_adj (which inheriting a negative value amounts to)
@@ -232,7 +297,7 @@ func Generate(opts Options) (*specs.Spec, error) {
 			Readonly: run.ReadOnly,
 		},
 		Hostname: hostname,
-		Mounts:   mounts(run.Volumes, run.ReadOnly),
+		Mounts:   append(mounts(run.Volumes, run.ReadOnly), run.Mounts...),
 		Linux: &specs.Linux{
 			CgroupsPath: opts.CgroupsPath,
 			Namespaces:  namespaces(opts.Namespaces),
@@ -242,13 +307,16 @@ func Generate(opts Options) (*specs.Spec, error) {
 			// allows only those in the devices cgroup.
 			MaskedPaths:   maskedPaths(),
 			ReadonlyPaths: readonlyPaths(),
+			Sysctl:        run.Sysctls,
 		},
+		Annotations: run.Annotations,
 	}
-	sc, err := seccomp.GetDefaultProfile(s)
-	if err != nil {
-		return nil, fmt.Errorf("default seccomp profile: %w", err)
+	if opts.Namespaces.HostUTS {
+		s.Hostname = ""
 	}
-	s.Linux.Seccomp = sc
+	if err := applySecurity(s, run); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -319,11 +387,17 @@ func mergeEnv(layers ...[]string) []string {
 
 func namespaces(ns Namespaces) []specs.LinuxNamespace {
 	out := []specs.LinuxNamespace{
-		{Type: specs.PIDNamespace},
 		{Type: specs.MountNamespace},
 		{Type: specs.CgroupNamespace},
-		{Type: specs.IPCNamespace, Path: ns.IPC},
-		{Type: specs.UTSNamespace, Path: ns.UTS},
+	}
+	if !ns.HostPID {
+		out = append(out, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: ns.PID})
+	}
+	if !ns.HostIPC {
+		out = append(out, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: ns.IPC})
+	}
+	if !ns.HostUTS {
+		out = append(out, specs.LinuxNamespace{Type: specs.UTSNamespace, Path: ns.UTS})
 	}
 	if !ns.HostNetwork {
 		out = append(out, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: ns.Network})
@@ -347,6 +421,26 @@ func resources(run RunOptions) *specs.LinuxResources {
 		quota := int64(run.CPUs * cfsPeriod)
 		period := uint64(cfsPeriod)
 		r.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+	} else if run.CPUQuota != 0 || run.CPUPeriod != 0 {
+		r.CPU = &specs.LinuxCPU{}
+		if run.CPUQuota != 0 {
+			quota := run.CPUQuota
+			r.CPU.Quota = &quota
+		}
+		if run.CPUPeriod != 0 {
+			period := run.CPUPeriod
+			r.CPU.Period = &period
+		}
+	}
+	if run.CPUShares != 0 || run.CpusetCPUs != "" || run.CpusetMems != "" {
+		if r.CPU == nil {
+			r.CPU = &specs.LinuxCPU{}
+		}
+		if run.CPUShares != 0 {
+			shares := run.CPUShares
+			r.CPU.Shares = &shares
+		}
+		r.CPU.Cpus, r.CPU.Mems = run.CpusetCPUs, run.CpusetMems
 	}
 	if run.PidsLimit > 0 {
 		limit := run.PidsLimit
@@ -385,7 +479,11 @@ func mounts(volumes []Volume, readOnlyRoot bool) []specs.Mount {
 	for _, v := range vols {
 		dst := path.Clean(v.Destination)
 		ms = slices.DeleteFunc(ms, func(m specs.Mount) bool { return m.Destination == dst })
-		opts := []string{"rbind", "rprivate"}
+		prop := v.Propagation
+		if prop == "" {
+			prop = "rprivate"
+		}
+		opts := []string{"rbind", prop}
 		if v.ReadOnly {
 			opts = append(opts, "ro")
 		} else {
