@@ -39,8 +39,9 @@ import (
 //	├── <sha256 of the key>.json   {"version":1,"ref":…,"digest":…,"signer":…,"verified_at":…}
 //	└── .tmp-*                     being written
 type VerdictCache struct {
-	dir    string
-	policy digest.Digest
+	dir       string
+	policy    digest.Digest
+	writeOnly bool
 }
 
 // NewVerdictCache returns a cache in dir for verdicts of the policy whose
@@ -80,6 +81,9 @@ func (c *VerdictCache) path(key string) string { return filepath.Join(c.dir, key
 // get returns the cached signer for key, if any and still valid at now.
 // Anything unexpected (unreadable, another digest) is a miss.
 func (c *VerdictCache) get(key string, d digest.Digest, now time.Time) (*policy.Signer, time.Time, bool) {
+	if c.writeOnly {
+		return nil, time.Time{}, false
+	}
 	b, err := os.ReadFile(c.path(key))
 	if err != nil {
 		return nil, time.Time{}, false
@@ -144,4 +148,16 @@ func (c *VerdictCache) Prune(maxAge time.Duration, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// WriteOnly returns a cache that records acceptances but never answers
+// from what it recorded: `sigil verify` checks afresh and refreshes the
+// entry for the runs that follow.
+func (c *VerdictCache) WriteOnly() *VerdictCache {
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	cp.writeOnly = true
+	return &cp
 }

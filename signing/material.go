@@ -263,3 +263,18 @@ func newTrustedKey(name string, pub crypto.PublicKey) (trustedKey, error) {
 	}
 	return trustedKey{name: name, id: id, pub: pub, verifier: v}, nil
 }
+
+// PublicKeyIDs parses a PEM file of public keys (as keyPath names) and
+// returns their KeyIDs; `sigil trust add` uses it to refuse a file that
+// would make the policy unusable.
+func PublicKeyIDs(pemData []byte) ([]string, error) {
+	keys, err := parsePublicKeys("", pemData)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k.id
+	}
+	return ids, nil
+}

@@ -143,7 +143,7 @@ func (v *SigstoreVerifier) VerifySigstore(ctx context.Context, ref string, d dig
 			if v.cache != nil {
 				if err := v.cache.put(cacheKey, ref, d, s, v.now(), cacheNotAfter(c, m)); err != nil {
 					// A cache that cannot be written costs time, not safety.
-					v.logger.WarnContext(ctx, "verdict cache not written", "digest", d, "error", err)
+					v.logger.DebugContext(ctx, "verdict cache not written", "digest", d, "error", err)
 				}
 			}
 			return s, nil

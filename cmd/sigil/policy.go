@@ -1,6 +1,8 @@
 package main
 
 import (
+	"path/filepath"
+
 	"github.com/sigil-project/sigil/runtime/pull"
 	"github.com/sigil-project/sigil/signing"
 	"github.com/sigil-project/sigil/signing/policy"
@@ -8,13 +10,36 @@ import (
 
 // verifier loads the trust policy named by --policy; --insecure-policy
 // replaces it with one that accepts everything, as skopeo's flag does.
+// Signatures are looked up where the image is fetched from (registries.conf
+// mirrors, the user's credentials), and acceptances are cached under
+// --root/verdicts, keyed by the policy file's content.
 func (a *app) verifier() (pull.Verifier, error) {
-	p := policy.AcceptAnything()
-	if !a.opts.insecurePolicy {
-		var err error
-		if p, err = policy.Load(a.opts.policy); err != nil {
-			return nil, err
-		}
+	return a.imageVerifier(true)
+}
+
+// imageVerifier is verifier for callers that want the whole verdict;
+// useCache false checks afresh (and still records an acceptance).
+func (a *app) imageVerifier(useCache bool) (*signing.ImageVerifier, error) {
+	if a.opts.insecurePolicy {
+		return signing.NewImageVerifier(policy.AcceptAnything())
 	}
-	return signing.NewImageVerifier(p)
+	p, sum, err := policy.LoadWithDigest(a.opts.policy)
+	if err != nil {
+		return nil, err
+	}
+	cache := signing.NewVerdictCache(filepath.Join(a.opts.root, "verdicts"), sum)
+	if !useCache {
+		cache = cache.WriteOnly()
+	}
+	return signing.NewImageVerifier(p, policy.WithSignatureVerifier(a.sigstoreVerifier(cache)))
+}
+
+// sigstoreVerifier checks sigstoreSigned requirements, reading signatures
+// through the same resolution as images.
+func (a *app) sigstoreVerifier(cache *signing.VerdictCache) *signing.SigstoreVerifier {
+	opts := []signing.VerifierOption{signing.WithLogger(a.logger)}
+	if cache != nil {
+		opts = append(opts, signing.WithVerdictCache(cache))
+	}
+	return signing.NewSigstoreVerifier(signing.NewRegistryLocator(a.remoteClient(), a.registries), opts...)
 }

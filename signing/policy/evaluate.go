@@ -41,16 +41,16 @@ const (
 type Signer struct {
 	// Key identifies the trusted key that verified the signature: a key
 	// path, "keyData", "keyDatas[1]", or "certificate <subject>".
-	Key string
+	Key string `json:"key,omitempty"`
 	// KeyID is the signing key's fingerprint: base64 SHA-256 of its PKIX
 	// encoding, as in the publicKey hint of cosign bundles.
-	KeyID string
+	KeyID string `json:"keyID,omitempty"`
 	// Subject and Issuer are the certificate identity (email or hostname)
 	// and OIDC issuer or CA for fulcio/pki verification.
-	Subject string
-	Issuer  string
+	Subject string `json:"subject,omitempty"`
+	Issuer  string `json:"issuer,omitempty"`
 	// SignedIdentity is the docker-reference the signature claims.
-	SignedIdentity string
+	SignedIdentity string `json:"signedIdentity,omitempty"`
 }
 
 // SignatureVerifier checks sigstoreSigned requirements. ref is the

@@ -61,6 +61,13 @@ func (p *Policy) RequirementsFor(transport, ref string) (scope string, reqs Requ
 	return DefaultScope, p.Default
 }
 
+// ScopeCandidates lists the scopes RequirementsFor tries for ref, most
+// specific first, before the transport default "" and DefaultScope; for
+// `sigil verify --explain`.
+func ScopeCandidates(transport, ref string) []string {
+	return scopeCandidates(transport, ref)
+}
+
 func scopeCandidates(transport, ref string) []string {
 	switch transport {
 	case TransportDocker, TransportAtomic:
