@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 	"github.com/sigil-project/sigil/runtime/mount"
 	"github.com/sigil-project/sigil/runtime/pod"
 	"github.com/sigil-project/sigil/runtime/spec"
@@ -212,7 +213,7 @@ func (m *Manager) setup(ctx context.Context, r *record, log *slog.Logger) (_ *li
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := writeFileAtomic(m.specPath(r.ID), b); err != nil {
+	if err := atomicfile.WriteFile(m.specPath(r.ID), b, 0o600); err != nil {
 		return nil, nil, fmt.Errorf("write the runtime spec: %w", err)
 	}
 

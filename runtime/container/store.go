@@ -20,6 +20,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 	"github.com/sigil-project/sigil/runtime/mount"
 )
 
@@ -171,27 +172,7 @@ func (m *Manager) writeRecord(r *record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(m.recordPath(r.ID), append(b, '\n'))
-}
-
-func writeFileAtomic(name string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	return atomicfile.WriteFile(m.recordPath(r.ID), append(b, '\n'), 0o600)
 }
 
 // update applies fn to the current record of id under the store lock and

@@ -23,6 +23,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 )
 
 // Keychain reads the credentials for a registry from $REGISTRY_AUTH_FILE
@@ -126,17 +128,5 @@ func Save(path, host, user, password string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("auth file %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".auth-*")
-	if err != nil {
-		return fmt.Errorf("auth file %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(out, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("auth file %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("auth file %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, append(out, '\n'), 0o600)
 }

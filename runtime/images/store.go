@@ -32,6 +32,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 )
 
 // Image is one named image held locally.
@@ -87,20 +89,8 @@ func (s *Store) Put(_ context.Context, img *Image) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("image %s: %w", img.Name, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("image %s: write record: %w (is the disk full?)", img.Name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("image %s: %w", img.Name, err)
-	}
-	if err := os.Rename(tmp.Name(), s.path(img.Name)); err != nil {
-		return fmt.Errorf("image %s: %w", img.Name, err)
+	if err := atomicfile.WriteFile(s.path(img.Name), b, 0o600); err != nil {
+		return fmt.Errorf("image %s: record: %w", img.Name, err)
 	}
 	return nil
 }
