@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -12,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -55,6 +57,10 @@ type TokenOptions struct {
 	// for distribution's token.rootcertbundle. Default: KeyFile with its
 	// extension replaced by ".crt".
 	CertFile string
+	// JWKSFile is where the public key is written as a JSON Web Key Set,
+	// for distribution's token.jwks. Default: KeyFile with its extension
+	// replaced by ".jwks".
+	JWKSFile string
 	// Now is the clock, for tests. Default time.Now.
 	Now func() time.Time
 }
@@ -71,7 +77,7 @@ type TokenIssuer struct {
 	key    crypto.Signer
 	method jwt.SigningMethod
 	kid    string
-	x5c    []string // base64 DER of the self-signed certificate
+	jwks   string // path of the JWKS file
 }
 
 // ResourceActions is one entry of a token's "access" claim, as
@@ -119,6 +125,7 @@ func NewTokenIssuer(opts TokenOptions) (*TokenIssuer, error) {
 		expiration: opts.Expiration,
 		refreshExp: opts.RefreshExpiration,
 		certFile:   opts.CertFile,
+		jwks:       opts.JWKSFile,
 		now:        opts.Now,
 	}
 	if t.expiration == 0 {
@@ -131,10 +138,10 @@ func NewTokenIssuer(opts TokenOptions) (*TokenIssuer, error) {
 		t.now = time.Now
 	}
 	if t.certFile == "" {
-		t.certFile = strings.TrimSuffix(opts.KeyFile, filepath.Ext(opts.KeyFile)) + ".crt"
-		if t.certFile == opts.KeyFile {
-			t.certFile += ".crt"
-		}
+		t.certFile = replaceExt(opts.KeyFile, ".crt")
+	}
+	if t.jwks == "" {
+		t.jwks = replaceExt(opts.KeyFile, ".jwks")
 	}
 	key, err := loadOrCreateKey(opts.KeyFile)
 	if err != nil {
@@ -145,12 +152,21 @@ func NewTokenIssuer(opts TokenOptions) (*TokenIssuer, error) {
 		return nil, fmt.Errorf("token signing key %s: %w", opts.KeyFile, err)
 	}
 	t.kid = KeyID(key.Public())
-	der, err := ensureCert(t.certFile, key, opts.Issuer, t.now())
-	if err != nil {
+	if err := ensureCert(t.certFile, key, opts.Issuer, t.now()); err != nil {
 		return nil, err
 	}
-	t.x5c = []string{base64.StdEncoding.EncodeToString(der)}
+	if err := ensureJWKS(t.jwks, key.Public(), t.kid, t.method.Alg()); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+func replaceExt(path, ext string) string {
+	p := strings.TrimSuffix(path, filepath.Ext(path)) + ext
+	if p == path {
+		p += ext
+	}
+	return p
 }
 
 // Issuer is the "iss" of every token, for distribution's token.issuer.
@@ -161,9 +177,17 @@ func (t *TokenIssuer) Service() string { return t.service }
 
 // RootCertBundle is the path of a PEM file holding the self-signed
 // certificate of the signing key: distribution's token.rootcertbundle.
-// Tokens carry the certificate in their x5c header and the key's
-// thumbprint as kid, so distribution accepts them either way.
+//
+// Tokens name their key by "kid" (KeyID), which distribution matches
+// against the keys of the bundle's certificates; they carry no x5c chain,
+// so replicas that share the key but wrote their own certificates accept
+// each other's tokens.
 func (t *TokenIssuer) RootCertBundle() string { return t.certFile }
+
+// JWKSFile is the path of the public key as a JSON Web Key Set with the
+// same kid: distribution's token.jwks, an alternative to RootCertBundle
+// that does not depend on how distribution computes thumbprints.
+func (t *TokenIssuer) JWKSFile() string { return t.jwks }
 
 // Expiration is the lifetime of access tokens.
 func (t *TokenIssuer) Expiration() time.Duration { return t.expiration }
@@ -262,7 +286,6 @@ func (t *TokenIssuer) VerifyAccess(raw string) (*AccessClaims, error) {
 func (t *TokenIssuer) sign(claims jwt.Claims) (string, error) {
 	tok := jwt.NewWithClaims(t.method, claims)
 	tok.Header["kid"] = t.kid
-	tok.Header["x5c"] = t.x5c
 	s, err := tok.SignedString(t.key)
 	if err != nil {
 		return "", fmt.Errorf("signing token: %w", err)
@@ -425,22 +448,22 @@ func parseKey(data []byte) (crypto.Signer, error) {
 }
 
 // ensureCert makes sure certFile holds a self-signed certificate for key
-// that is valid now and for the next 30 days, and returns its DER. A valid
-// file is left alone (replicas sharing it do not rewrite it); otherwise a
-// new ten-year certificate replaces it atomically.
-func ensureCert(certFile string, key crypto.Signer, issuer string, now time.Time) ([]byte, error) {
+// that is valid now and for the next 30 days. A valid file is left alone
+// (replicas sharing it do not rewrite it); otherwise a new ten-year
+// certificate replaces it atomically.
+func ensureCert(certFile string, key crypto.Signer, issuer string, now time.Time) error {
 	if data, err := os.ReadFile(certFile); err == nil {
 		if block, _ := pem.Decode(data); block != nil && block.Type == "CERTIFICATE" {
 			if c, err := x509.ParseCertificate(block.Bytes); err == nil &&
 				publicKeyEqual(c.PublicKey, key.Public()) &&
 				now.After(c.NotBefore) && now.Add(30*24*time.Hour).Before(c.NotAfter) {
-				return block.Bytes, nil
+				return nil
 			}
 		}
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -453,12 +476,45 @@ func ensureCert(certFile string, key crypto.Signer, issuer string, now time.Time
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("token certificate %s: %w", certFile, err)
+		return fmt.Errorf("token certificate %s: %w", certFile, err)
 	}
 	if err := writeFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return nil, fmt.Errorf("token certificate %s: %w", certFile, err)
+		return fmt.Errorf("token certificate %s: %w", certFile, err)
 	}
-	return der, nil
+	return nil
+}
+
+// ensureJWKS writes the public key as a one-key JWKS, unless the file
+// already says exactly that.
+func ensureJWKS(path string, pub crypto.PublicKey, kid, alg string) error {
+	enc := base64.RawURLEncoding.EncodeToString
+	jwk := map[string]string{"kid": kid, "alg": alg, "use": "sig"}
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		raw, err := k.Bytes()
+		if err != nil {
+			return fmt.Errorf("token JWKS %s: %w", path, err)
+		}
+		// RFC 7518: coordinates padded to the curve size.
+		n := (len(raw) - 1) / 2
+		jwk["kty"], jwk["crv"], jwk["x"], jwk["y"] = "EC", k.Curve.Params().Name, enc(raw[1:1+n]), enc(raw[1+n:])
+	case *rsa.PublicKey:
+		jwk["kty"], jwk["n"], jwk["e"] = "RSA", enc(k.N.Bytes()), enc(big.NewInt(int64(k.E)).Bytes())
+	case ed25519.PublicKey:
+		jwk["kty"], jwk["crv"], jwk["x"] = "OKP", "Ed25519", enc(k)
+	}
+	data, err := json.MarshalIndent(map[string]any{"keys": []any{jwk}}, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	if err := writeFileAtomic(path, data, 0o644); err != nil {
+		return fmt.Errorf("token JWKS %s: %w", path, err)
+	}
+	return nil
 }
 
 func publicKeyEqual(a, b crypto.PublicKey) bool {
