@@ -36,7 +36,7 @@ go build -o "$work/testregistry" ./tests/testregistry
 reg_pid=$!
 for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
 host=$(cat "$work/addr")
-echo "registry at http://$host (demo/busybox, demo/layered, demo/multi)"
+echo "registry at http://$host (demo/busybox, demo/untrusted, demo/layered, demo/multi)"
 
 g=(--root "$work/root" --state "$work/state" --policy "$work/policy.json")
 echo "(sigil below is $SIGIL ${g[*]})"
@@ -47,7 +47,7 @@ cat >"$work/policy.json" <<JSON
   "default": [{"type": "reject"}],
   "transports": {"docker": {
     "$host/demo": [{"type": "insecureAcceptAnything"}],
-    "$host/demo/layered": [{"type": "reject"}]
+    "$host/demo/untrusted": [{"type": "reject"}]
   }}
 }
 JSON
@@ -67,8 +67,8 @@ set -e
 
 step "An image the policy rejects is refused, and no layer is fetched"
 set +e
-printf '$ sigil fetch %s\n' "$host/demo/layered"
-"$SIGIL" "${g[@]}" fetch "$host/demo/layered"
+printf '$ sigil fetch %s\n' "$host/demo/untrusted"
+"$SIGIL" "${g[@]}" fetch "$host/demo/untrusted"
 echo "exit code: $?"
 set -e
 

@@ -1,8 +1,10 @@
 package testimage
 
 import (
+	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,16 +26,32 @@ type Registry struct {
 
 // NewRegistry starts a registry; Close stops it.
 func NewRegistry() *Registry {
+	r, _ := NewRegistryAt("")
+	return r
+}
+
+// NewRegistryAt starts a registry listening on addr (host:port on
+// loopback), or on a free loopback port when addr is empty.
+func NewRegistryAt(addr string) (*Registry, error) {
 	r := &Registry{requests: map[string]int{}}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	r.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.requests[req.Method+" "+req.URL.Path]++
 		r.mu.Unlock()
 		inner.ServeHTTP(w, req)
 	}))
+	if addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("registry on %s: %w", addr, err)
+		}
+		r.server.Listener.Close()
+		r.server.Listener = l
+	}
+	r.server.Start()
 	r.Host = strings.TrimPrefix(r.server.URL, "http://")
-	return r
+	return r, nil
 }
 
 // Close stops the registry.

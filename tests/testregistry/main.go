@@ -2,10 +2,11 @@
 // built from the host's busybox-static, for `make demo` and `make bench`.
 // It prints the registry's host:port, then serves until SIGINT/SIGTERM.
 //
-//	testregistry [-big MiB]
+//	testregistry [-addr 127.0.0.1:5000] [-big MiB]
 //
-// Images: demo/busybox:latest (OCI), demo/layered:latest (4 layers with
-// whiteouts), demo/multi:latest (amd64+arm64 index), and with -big N,
+// Images: demo/busybox:latest (OCI), demo/untrusted:latest (the same),
+// demo/layered:latest (4 layers with whiteouts), demo/multi:latest
+// (amd64+arm64 index), and with -big N,
 // demo/big:latest of about N MiB of incompressible data in 8 layers.
 package main
 
@@ -26,17 +27,21 @@ import (
 
 func main() {
 	big := flag.Int("big", 0, "also push demo/big:latest of about this many MiB")
+	addr := flag.String("addr", "", "listen on this loopback host:port (default: a free port)")
 	flag.Parse()
-	if err := run(*big); err != nil {
+	if err := run(*addr, *big); err != nil {
 		fmt.Fprintln(os.Stderr, "testregistry:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bigMiB int) error {
+func run(addr string, bigMiB int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	reg := testimage.NewRegistry()
+	reg, err := testimage.NewRegistryAt(addr)
+	if err != nil {
+		return err
+	}
 	defer reg.Close()
 	push := func(ref string, build func() (remote.Taggable, error)) error {
 		t, err := build()
@@ -49,6 +54,11 @@ func run(bigMiB int) error {
 		return nil
 	}
 	if err := push("demo/busybox:latest", func() (remote.Taggable, error) { return testimage.Busybox(testimage.OCI) }); err != nil {
+		return err
+	}
+	// The same busybox under another name, for the demo and the user
+	// guide to show an image the trust policy refuses.
+	if err := push("demo/untrusted:latest", func() (remote.Taggable, error) { return testimage.Busybox(testimage.OCI) }); err != nil {
 		return err
 	}
 	if err := push("demo/layered:latest", func() (remote.Taggable, error) { return testimage.Layered(testimage.Docker) }); err != nil {
