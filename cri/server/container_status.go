@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/sigil-project/sigil/runtime/container"
+)
+
+// Reasons of an exited container, as kubelet knows them.
+const (
+	reasonCompleted  = "Completed"
+	reasonError      = "Error"
+	reasonOOMKilled  = "OOMKilled"
+	reasonStartError = "StartError"
+	// exitCodeStartError is what a container that never started reports.
+	exitCodeStartError = 128
+)
+
+// ContainerStatus reports state, exit code and reason (OOMKilled when the
+// kernel killed it for its memory limit), timestamps, image, mounts and
+// log path. An unknown ID is NotFound.
+func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	info, err := s.containers.Inspect(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	st := containerStatus(info)
+	resp := &runtimeapi.ContainerStatusResponse{Status: st}
+	if req.GetVerbose() {
+		b, _ := json.Marshal(map[string]any{"pid": info.Pid, "name": info.Name, "command": info.Command, "error": info.Error})
+		resp.Info = map[string]string{"info": string(b)}
+	}
+	return resp, nil
+}
+
+func containerStatus(info container.Info) *runtimeapi.ContainerStatus {
+	meta, cfg, ok := metaOf(info)
+	if !ok {
+		meta, cfg = &containerMeta{}, &runtimeapi.ContainerConfig{}
+	}
+	st := &runtimeapi.ContainerStatus{
+		Id:          info.ID,
+		Metadata:    cfg.GetMetadata(),
+		State:       criContainerState(info),
+		CreatedAt:   info.CreatedAt.UnixNano(),
+		StartedAt:   unixNanos(info.StartedAt),
+		FinishedAt:  unixNanos(info.FinishedAt),
+		Image:       &runtimeapi.ImageSpec{Image: meta.Image, UserSpecifiedImage: meta.Image},
+		ImageRef:    meta.ImageID,
+		ImageId:     meta.ImageID,
+		Labels:      info.Labels,
+		Annotations: info.Annotations,
+		Mounts:      cfg.GetMounts(),
+		LogPath:     info.LogPath,
+		Resources: &runtimeapi.ContainerResources{Linux: &runtimeapi.LinuxContainerResources{
+			MemoryLimitInBytes: info.Options.Memory,
+			CpuShares:          int64(info.Options.CPUShares),
+			CpuQuota:           info.Options.CPUQuota,
+			CpuPeriod:          int64(info.Options.CPUPeriod),
+			CpusetCpus:         info.Options.CpusetCPUs,
+			CpusetMems:         info.Options.CpusetMems,
+		}},
+	}
+	switch {
+	case info.Status == container.StatusExited:
+		st.ExitCode = int32(info.ExitCode)
+		switch {
+		case info.OOMKilled:
+			st.Reason = reasonOOMKilled
+		case info.ExitCode == 0:
+			st.Reason = reasonCompleted
+		default:
+			st.Reason = reasonError
+		}
+		st.Message = info.Error
+	case info.Status == container.StatusCreated && info.Error != "":
+		st.ExitCode = exitCodeStartError
+		st.Reason = reasonStartError
+		st.Message = info.Error
+		st.FinishedAt = unixNanos(info.CreatedAt)
+	}
+	return st
+}
+
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func nowNanos() int64 { return time.Now().UnixNano() }

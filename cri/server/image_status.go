@@ -1,0 +1,35 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ImageStatus describes one image; an image that is not here is an empty
+// response, not an error, as the CRI asks.
+func (s *Server) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
+	recs, err := s.findImage(ctx, req.GetImage().GetImage())
+	if errdefs.IsNotFound(err) {
+		return &runtimeapi.ImageStatusResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Every name of the image, not only the one asked about.
+	all, err := s.findImage(ctx, recs[0].ID().String())
+	if err != nil {
+		return nil, err
+	}
+	imgs := s.criImages(ctx, all)
+	resp := &runtimeapi.ImageStatusResponse{Image: imgs[0]}
+	if req.GetVerbose() {
+		if cfg, err := s.imageConfig(ctx, recs[0]); err == nil {
+			b, _ := json.Marshal(map[string]any{"name": recs[0].Name, "target": recs[0].Target, "config": cfg})
+			resp.Info = map[string]string{"info": string(b)}
+		}
+	}
+	return resp, nil
+}
