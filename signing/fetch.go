@@ -114,9 +114,11 @@ func collectReferrers(ctx context.Context, src Source, where string, d digest.Di
 	lister, ok := src.(ReferrersLister)
 	var err error
 	if ok {
-		descs, err = lister.Referrers(ctx, d, MediaTypeBundle)
+		// Unfiltered: see bundleReferrers.
+		descs, err = lister.Referrers(ctx, d, "")
 		if err == nil {
-			tr.add("%s: referrers API lists %d sigstore bundle(s)", where, len(descs))
+			descs = bundleReferrers(descs)
+			tr.add("%s: referrers API lists %d possible sigstore bundle(s)", where, len(descs))
 		}
 	}
 	if !ok || errdefs.IsNotFound(err) {
@@ -130,12 +132,13 @@ func collectReferrers(ctx context.Context, src Source, where string, d digest.Di
 			return nil
 		}
 		if err == nil {
-			descs, err = remote.ParseReferrers(body, MediaTypeBundle)
+			descs, err = remote.ParseReferrers(body, "")
 			if err != nil {
 				f.broken = append(f.broken, fmt.Errorf("referrers tag %s at %s: %w", tag, where, err))
 				return nil
 			}
-			tr.add("%s: referrers tag %s lists %d sigstore bundle(s)", where, tag, len(descs))
+			descs = bundleReferrers(descs)
+			tr.add("%s: referrers tag %s lists %d possible sigstore bundle(s)", where, tag, len(descs))
 		}
 	}
 	if err != nil {
@@ -167,6 +170,21 @@ func collectReferrers(ctx context.Context, src Source, where string, d digest.Di
 	return nil
 }
 
+// bundleReferrers keeps the referrers that may hold a sigstore bundle:
+// those of its artifact type, and those whose index entry has the
+// empty-config type or none, since go-containerregistry's referrers tag
+// schema lists cosign's bundles that way. Each is checked when read.
+func bundleReferrers(descs []ocispec.Descriptor) []ocispec.Descriptor {
+	var out []ocispec.Descriptor
+	for _, d := range descs {
+		switch d.ArtifactType {
+		case MediaTypeBundle, ocispec.MediaTypeEmptyJSON, "":
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 func readBundleReferrer(ctx context.Context, src Source, where string, d digest.Digest, desc ocispec.Descriptor) (*candidate, error) {
 	if desc.Size > images.MaxManifestSize {
 		return nil, verdictErr(fmt.Errorf("%s: manifest of %d bytes is too large", where, desc.Size))
@@ -182,6 +200,9 @@ func readBundleReferrer(ctx context.Context, src Source, where string, d digest.
 	// The index may lie; the manifest's own subject is what binds it.
 	if m.Subject == nil || m.Subject.Digest != d {
 		return nil, verdictErr(fmt.Errorf("%s: its subject is not %s", where, d))
+	}
+	if m.ArtifactType != MediaTypeBundle && m.Config.MediaType != MediaTypeBundle {
+		return nil, verdictErr(fmt.Errorf("%s: artifact type %q is not a sigstore bundle", where, m.ArtifactType))
 	}
 	var layer *ocispec.Descriptor
 	for i := range m.Layers {

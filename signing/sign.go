@@ -276,13 +276,33 @@ func signReferrer(ctx context.Context, p Pusher, identity string, target ocispec
 	if err != nil {
 		return nil, fmt.Errorf("pushing the referrer manifest: %w", err)
 	}
-	if !processed {
+	if !processed && !listedByAPI(ctx, p, target.Digest, md) {
 		desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: md, Size: int64(len(body)), ArtifactType: MediaTypeBundle, Annotations: ann}
 		if err := addToReferrersTag(ctx, p, target.Digest, desc); err != nil {
 			return nil, err
 		}
 	}
 	return &SignResult{Digest: target.Digest, Identity: identity, Location: md.String()}, nil
+}
+
+// listedByAPI reports whether the registry's referrers API already lists
+// manifest md as a referrer of d: some registries process the subject
+// without saying so in OCI-Subject.
+func listedByAPI(ctx context.Context, p Pusher, d, md digest.Digest) bool {
+	l, ok := p.(ReferrersLister)
+	if !ok {
+		return false
+	}
+	descs, err := l.Referrers(ctx, d, "")
+	if err != nil {
+		return false
+	}
+	for _, x := range descs {
+		if x.Digest == md {
+			return true
+		}
+	}
+	return false
 }
 
 // addToReferrersTag maintains the OCI 1.1 referrers tag schema for a

@@ -135,7 +135,7 @@ func (v *SigstoreVerifier) VerifySigstore(ctx context.Context, ref string, d dig
 		for _, c := range f.candidates {
 			s, fail := v.check(c, m, req, ref, d, tr)
 			if fail != nil {
-				tr.add("%s: refused (%s): %s", c.where, fail.code, fail.detail)
+				tr.add("refused (%s): %s", fail.code, fail.detail)
 				best = best.max(fail)
 				continue
 			}
@@ -271,6 +271,13 @@ func (v *SigstoreVerifier) check(c *candidate, m *material, req *policy.Sigstore
 	return signer, nil
 }
 
+func whenWord(logged bool) string {
+	if logged {
+		return "logged"
+	}
+	return "checked"
+}
+
 func identityType(si *policy.SignedIdentity) policy.IdentityType {
 	if si == nil {
 		return policy.MatchRepoDigestOrExact
@@ -325,37 +332,47 @@ func (v *SigstoreVerifier) checkCert(c *candidate, m *material, signer *policy.S
 		return fail(rankUntrustedCert, policy.ReasonCertificateUntrusted,
 			"%s: carries no certificate; the %s requirement accepts only signatures certified by %s", c.where, kind, strings.Join(cr.rootNames, ", "))
 	}
-	at := v.now()
-	var rekorErr error
-	if m.rekor != nil {
-		t, err := verifyRekor(c, m, nil)
-		if err == nil {
-			at = t
-			tr.add("%s: Rekor entry verified offline, integrated at %s", c.where, t.UTC().Format(time.RFC3339))
-		} else {
-			rekorErr = err
-		}
-	}
+	// First: does the CA vouch for the certificate at all? Checked at
+	// its issuance, as cosign does, because when it was used is a
+	// separate question (below).
 	cert := stripSANCritical(c.cert)
 	inter := cr.intermediates.Clone()
 	for _, ic := range c.chain {
 		inter.AddCert(ic)
 	}
-	chains, err := cert.Verify(x509.VerifyOptions{
-		Roots:         cr.roots,
-		Intermediates: inter,
-		CurrentTime:   at,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-	})
+	verifyAt := func(t time.Time) ([][]*x509.Certificate, error) {
+		return cert.Verify(x509.VerifyOptions{
+			Roots:         cr.roots,
+			Intermediates: inter,
+			CurrentTime:   t,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		})
+	}
+	chains, err := verifyAt(cert.NotBefore)
 	if err != nil {
 		return fail(rankUntrustedCert, policy.ReasonCertificateUntrusted,
-			"%s: certificate %q does not chain to the %s CA (%s) at %s: %v", c.where, certSubject(cert), kind, strings.Join(cr.rootNames, ", "), at.UTC().Format(time.RFC3339), err)
+			"%s: certificate %q does not chain to the %s CA (%s): %v", c.where, certSubject(cert), kind, strings.Join(cr.rootNames, ", "), err)
 	}
 	rootCert := chains[0][len(chains[0])-1]
 	tr.add("%s: certificate %q chains to %q", c.where, certSubject(cert), rootCert.Subject.String())
-	if rekorErr != nil {
-		return fail(rankBadSignature, policy.ReasonSignatureInvalid,
-			"%s: the transparency-log proof the policy requires (rekorPublicKey) is missing or does not verify: %v", c.where, rekorErr)
+
+	// Then: when was it used? The Rekor integration time when the policy
+	// names a Rekor key (a short-lived Fulcio certificate has expired
+	// since), else now.
+	at := v.now()
+	if m.rekor != nil {
+		t, err := verifyRekor(c, m, nil)
+		if err != nil {
+			return fail(rankBadSignature, policy.ReasonSignatureInvalid,
+				"%s: the transparency-log proof the policy requires (rekorPublicKey) is missing or does not verify: %v", c.where, err)
+		}
+		at = t
+		tr.add("%s: Rekor entry verified offline, integrated at %s", c.where, t.UTC().Format(time.RFC3339))
+	}
+	if _, err := verifyAt(at); err != nil {
+		return fail(rankUntrustedCert, policy.ReasonCertificateUntrusted,
+			"%s: certificate %q (valid %s to %s) was not valid at %s, when the signature was %s: %v", c.where, certSubject(cert),
+			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), whenWord(m.rekor != nil), err)
 	}
 	cv, err := signature.LoadVerifier(cert.PublicKey, crypto.SHA256)
 	if err != nil {
