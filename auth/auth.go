@@ -242,5 +242,11 @@ func checkUsername(username string) error {
 	if strings.ContainsFunc(username, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return fmt.Errorf("user name with control characters: %w", ErrUnknownUser)
 	}
+	// Directories ignore leading and trailing spaces when matching: " admin"
+	// finds admin. Refused, so one account has one name (for access rules,
+	// audit lines and rate limits).
+	if strings.TrimSpace(username) != username {
+		return fmt.Errorf("user name %q with leading or trailing spaces: %w", username, ErrUnknownUser)
+	}
 	return nil
 }

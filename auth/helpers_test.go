@@ -126,3 +126,12 @@ func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
 	lb := &logBuffer{out: t.Output()}
 	return slog.New(slog.NewJSONHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
 }
+
+// newServer serves h at /auth/token on a loopback httptest server.
+func newServer(t *testing.T, h http.Handler) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.Handle("/auth/token", h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -63,9 +64,11 @@ type LDAPConfig struct {
 type UserSearch struct {
 	BaseDN string `json:"baseDN" yaml:"baseDN"`
 	Filter string `json:"filter" yaml:"filter"`
-	// NameAttribute, when set, is the attribute whose value becomes the
-	// identity's name ("uid", "sAMAccountName"), so "Alice" logs in as
-	// "alice" as the directory spells it. Default: the name as typed.
+	// NameAttribute is the attribute whose value becomes the identity's
+	// name ("uid", "sAMAccountName"), so that "Alice" logs in as "alice",
+	// as the directory spells it and as access rules name it. Default:
+	// the attribute the filter compares with {username} when there is one
+	// ("(uid={username})": uid); otherwise the name as typed.
 	NameAttribute string `json:"nameAttribute,omitempty" yaml:"nameAttribute,omitempty"`
 }
 
@@ -152,6 +155,9 @@ func NewLDAP(cfg LDAPConfig, opts ...LDAPOption) (*LDAP, error) {
 		}
 	}
 	a.url = u
+	if a.cfg.UserSearch.NameAttribute == "" {
+		a.cfg.UserSearch.NameAttribute = filterAttribute(cfg.UserSearch.Filter)
+	}
 	if a.cfg.GroupSearch.NameAttribute == "" {
 		a.cfg.GroupSearch.NameAttribute = "cn"
 	}
@@ -572,6 +578,11 @@ func (a *LDAP) connectError(err error) error {
 }
 
 func (a *LDAP) unreachable(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || strings.Contains(ldapMessage(err), "timed out") {
+		return unavailablef(err, "LDAP server %s did not answer in time (timeout %s): %s; logins fail until it answers",
+			a.cfg.URL, a.cfg.Timeout, ldapMessage(err))
+	}
 	return unavailablef(err, "LDAP server %s unreachable: %s; logins fail until it is back", a.cfg.URL, ldapMessage(err))
 }
 
@@ -579,6 +590,18 @@ func (a *LDAP) timedOut(ctx context.Context, err error) error {
 	return unavailablef(errors.Join(ctx.Err(), err), "LDAP server %s did not answer in time (%s): %s; logins fail until it answers",
 		a.cfg.URL, context.Cause(ctx), ldapMessage(err))
 }
+
+// filterAttribute finds the attribute a user filter compares with
+// {username}, as in (uid={username}); "" unless there is exactly one.
+func filterAttribute(filter string) string {
+	m := usernameAttr.FindAllStringSubmatch(filter, -1)
+	if len(m) != 1 {
+		return ""
+	}
+	return m[0][1]
+}
+
+var usernameAttr = regexp.MustCompile(`\(([A-Za-z][A-Za-z0-9-]*)=\{username\}\)`)
 
 func isNetworkError(err error) bool {
 	return ldap.IsErrorWithCode(err, ldap.ErrorNetwork)

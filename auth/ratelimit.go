@@ -163,9 +163,10 @@ func (l *RateLimiter) keys(user, addr string) []limitKey {
 	return ks
 }
 
-// userKey folds case: directories match user names case-insensitively,
-// so "Alice" and "alice" are one account to guess at.
-func userKey(user string) string { return "u:" + strings.ToLower(user) }
+// userKey folds case and runs of spaces, as directories do when they
+// match user names: "Alice" and "alice", "jo  ann" and "jo ann" are one
+// account to guess at.
+func userKey(user string) string { return "u:" + strings.ToLower(strings.Join(strings.Fields(user), " ")) }
 
 // addressKey reduces an address to what one client controls: the IP
 // without port, IPv6 to its /64.
