@@ -312,8 +312,8 @@ func TestLDAPTimeout(t *testing.T) {
 		mu.Unlock()
 	}()
 	cfg := auth.LDAPConfig{
-		URL:        "ldap://" + l.Addr().String(),
-		BindDN:     "cn=x", BindPassword: "y",
+		URL:    "ldap://" + l.Addr().String(),
+		BindDN: "cn=x", BindPassword: "y",
 		UserSearch: auth.UserSearch{BaseDN: "dc=x", Filter: "(uid={username})"},
 		Timeout:    300 * time.Millisecond,
 	}

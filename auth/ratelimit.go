@@ -166,7 +166,9 @@ func (l *RateLimiter) keys(user, addr string) []limitKey {
 // userKey folds case and runs of spaces, as directories do when they
 // match user names: "Alice" and "alice", "jo  ann" and "jo ann" are one
 // account to guess at.
-func userKey(user string) string { return "u:" + strings.ToLower(strings.Join(strings.Fields(user), " ")) }
+func userKey(user string) string {
+	return "u:" + strings.ToLower(strings.Join(strings.Fields(user), " "))
+}
 
 // addressKey reduces an address to what one client controls: the IP
 // without port, IPv6 to its /64.
