@@ -134,19 +134,27 @@ type Token struct {
 	Key string `yaml:"key"`
 }
 
-// LDAP is the directory users sign in against.
+// LDAP is the directory users sign in against (package auth's
+// LDAPConfig, with the bind password read from a file).
 type LDAP struct {
-	URL                string        `yaml:"url"`
-	StartTLS           bool          `yaml:"startTLS"`
-	CAFile             string        `yaml:"caFile"`
-	InsecureSkipVerify bool          `yaml:"insecureSkipVerify"`
-	BindDN             string        `yaml:"bindDN"`
-	BindPasswordFile   string        `yaml:"bindPasswordFile"`
-	UserSearch         UserSearch    `yaml:"userSearch"`
-	GroupSearch        *GroupSearch  `yaml:"groupSearch"`
-	MemberOfAttribute  string        `yaml:"memberOfAttribute"`
-	Timeout            time.Duration `yaml:"timeout"`
-	PoolSize           int           `yaml:"poolSize"`
+	URL      string `yaml:"url"`
+	StartTLS bool   `yaml:"startTLS"`
+	CAFile   string `yaml:"caFile"`
+	// ServerName is the name the server certificate must carry. Default:
+	// the host of url.
+	ServerName       string      `yaml:"serverName"`
+	BindDN           string      `yaml:"bindDN"`
+	BindPasswordFile string      `yaml:"bindPasswordFile"`
+	UserSearch       UserSearch  `yaml:"userSearch"`
+	GroupSearch      GroupSearch `yaml:"groupSearch"`
+	// MemberOfAttribute names the user attribute listing group DNs
+	// ("memberOf": Active Directory, OpenLDAP's memberof overlay).
+	MemberOfAttribute string `yaml:"memberOfAttribute"`
+	// NestingDepth is how many levels of groups in groups are followed.
+	// Default 5; negative: none.
+	NestingDepth int           `yaml:"nestingDepth"`
+	Timeout      time.Duration `yaml:"timeout"`
+	PoolSize     int           `yaml:"poolSize"`
 }
 
 // UserSearch finds the user's entry; {username} is replaced by the escaped
@@ -154,6 +162,9 @@ type LDAP struct {
 type UserSearch struct {
 	BaseDN string `yaml:"baseDN"`
 	Filter string `yaml:"filter"`
+	// NameAttribute, when set, is the attribute whose value becomes the
+	// user's name as the directory spells it ("uid", "sAMAccountName").
+	NameAttribute string `yaml:"nameAttribute"`
 }
 
 // GroupSearch finds the user's groups; {dn} and {username} are replaced by
@@ -162,8 +173,8 @@ type GroupSearch struct {
 	BaseDN        string `yaml:"baseDN"`
 	Filter        string `yaml:"filter"`
 	NameAttribute string `yaml:"nameAttribute"`
-	// Nested follows groups that are members of groups.
-	Nested bool `yaml:"nested"`
+	// NestedFilter finds the groups containing a group ({dn}).
+	NestedFilter string `yaml:"nestedFilter"`
 }
 
 // Htpasswd is a bcrypt htpasswd file, the default without LDAP.
@@ -178,11 +189,20 @@ type Robots struct {
 	Path string `yaml:"path"`
 }
 
-// RateLimit bounds failed logins.
+// RateLimit bounds failed logins: a token bucket per user name and per
+// client address. Zero values take package auth's defaults (per user 10
+// at once then one per 30s; per address 30 then one per 10s).
 type RateLimit struct {
-	// Failures allowed per user and per address within Window. Default 5.
-	Failures int           `yaml:"failures"`
-	Window   time.Duration `yaml:"window"`
+	PerUser    Limit `yaml:"perUser"`
+	PerAddress Limit `yaml:"perAddress"`
+	// Disabled turns rate limiting off (tests and benchmarks only).
+	Disabled bool `yaml:"disabled"`
+}
+
+// Limit is one token bucket: Burst failures at once, one more per Every.
+type Limit struct {
+	Burst int           `yaml:"burst"`
+	Every time.Duration `yaml:"every"`
 }
 
 // Rule is one access rule: the principals it names get Actions on the
@@ -371,12 +391,6 @@ func (c *Config) applyDefaults(file string) {
 		c.Auth.Robots.Path = filepath.Join(c.Storage.Filesystem.RootDirectory, "robots.json")
 	}
 	rel(&c.Auth.Robots.Path)
-	if c.Auth.RateLimit.Failures == 0 {
-		c.Auth.RateLimit.Failures = 5
-	}
-	if c.Auth.RateLimit.Window == 0 {
-		c.Auth.RateLimit.Window = time.Minute
-	}
 	rel(&c.Sigs.Policy)
 	if c.Sigs.RegistryName == "" {
 		c.Sigs.RegistryName = c.defaultRegistryName()
@@ -490,8 +504,10 @@ func (c *Config) Validate() []error {
 	case c.Auth.Htpasswd != nil && c.Auth.Htpasswd.Path == "":
 		bad("auth.htpasswd.path", "", "required: the bcrypt htpasswd file (htpasswd -B -c FILE USER)")
 	}
-	if c.Auth.RateLimit.Failures < 0 {
-		bad("auth.rateLimit.failures", fmt.Sprint(c.Auth.RateLimit.Failures), "must not be negative")
+	for key, l := range map[string]Limit{"perUser": c.Auth.RateLimit.PerUser, "perAddress": c.Auth.RateLimit.PerAddress} {
+		if l.Burst < 0 || l.Every < 0 {
+			bad("auth.rateLimit."+key, "", "burst and every must not be negative")
+		}
 	}
 
 	// access
@@ -533,9 +549,17 @@ func (c *Config) Validate() []error {
 			bad(fmt.Sprintf("signatures.enforce[%d]", j), p, err.Error())
 		}
 	}
-	if c.Sigs.RegistryName != "" {
-		if _, _, err := net.SplitHostPort(c.Sigs.RegistryName); err != nil && strings.ContainsAny(c.Sigs.RegistryName, "/:@ ") {
-			bad("signatures.registryName", c.Sigs.RegistryName, "must be host or host:port, the name clients pull by")
+	if n := c.Sigs.RegistryName; n != "" {
+		host := n
+		if h, _, err := net.SplitHostPort(n); err == nil {
+			host = h
+		}
+		switch {
+		case strings.ContainsAny(host, "/@ ") || host == "":
+			bad("signatures.registryName", n, "must be host or host:port, the name clients pull by")
+		case !strings.ContainsAny(n, ".:") && n != "localhost":
+			// docker's rule: "registry/team/app" would mean docker.io.
+			bad("signatures.registryName", n, "must contain a dot or a port (or be localhost), or image names would be read as docker.io/...")
 		}
 	}
 
@@ -593,7 +617,7 @@ func (l *LDAP) validate() []error {
 	case !balancedParens(f):
 		bad("userSearch.filter", f, "parentheses do not balance")
 	}
-	if g := l.GroupSearch; g != nil {
+	if g := l.GroupSearch; g != (GroupSearch{}) {
 		if g.BaseDN == "" {
 			bad("groupSearch.baseDN", "", "required; e.g. ou=groups,dc=example,dc=org")
 		}
@@ -605,6 +629,8 @@ func (l *LDAP) validate() []error {
 		case !balancedParens(f):
 			bad("groupSearch.filter", f, "parentheses do not balance")
 		}
+	} else if l.MemberOfAttribute == "" {
+		bad("groupSearch", "", "set groupSearch or memberOfAttribute: without either no user has a group, and group rules match nobody")
 	}
 	if l.Timeout < 0 {
 		bad("timeout", l.Timeout.String(), "must not be negative")

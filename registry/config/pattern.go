@@ -6,9 +6,11 @@ import (
 	"strings"
 )
 
-// Pattern matches repository names. "*" matches within one path segment,
-// "**" across segments ("team-a/**" is everything below team-a, "**" every
-// repository), "?" one character; anything else matches itself.
+// Pattern matches repository names with the syntax and meaning of the
+// access rules (package auth): "**" is a whole segment matching one or more
+// segments ("team-a/**" is everything below team-a but not team-a itself,
+// "**" every repository), "*" any run of characters inside one segment, "?"
+// one character; anything else matches itself.
 type Pattern struct {
 	text string
 	re   *regexp.Regexp
@@ -67,8 +69,10 @@ func ValidatePattern(p string) error {
 			return errors.New("only a-z 0-9 . _ - / and the wildcards * ** ? may appear")
 		}
 	}
-	if strings.Contains(p, "***") {
-		return errors.New("*** means nothing; use ** (any depth) or * (one segment)")
+	for _, seg := range strings.Split(p, "/") {
+		if strings.Contains(seg, "**") && seg != "**" {
+			return errors.New("** must be a whole path segment, as in team-a/**")
+		}
 	}
 	return nil
 }

@@ -1,0 +1,268 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/sigil-project/sigil/registry/audit"
+	"github.com/sigil-project/sigil/registry/refindex"
+	"github.com/sigil-project/sigil/signing/policy"
+)
+
+// maxManifestSize is distribution's limit on a manifest body; a larger
+// push is passed through for distribution to refuse.
+const maxManifestSize = 4 << 20
+
+// serveManifest handles /v2/<name>/manifests/<reference>: distribution
+// serves it, Sigil judges pulls in enforced repositories, indexes pushes
+// and deletes for the referrers API, and audits all of it.
+func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, rt route) {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		r.getManifest(w, req, rt)
+	case http.MethodPut:
+		r.putManifest(w, req, rt)
+	case http.MethodDelete:
+		r.deleteManifest(w, req, rt)
+	default:
+		r.serveDistribution(w, req, rt)
+	}
+}
+
+func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request, rt route) {
+	if r.enforce == nil || !r.enforce.covers(rt.repository) {
+		sw := &statusWriter{ResponseWriter: w}
+		r.app.ServeHTTP(sw, req)
+		r.auditPull(req, rt, sw.code(), sw.Header().Get("Docker-Content-Digest"))
+		return
+	}
+	// Let distribution answer into a buffer, then judge exactly the
+	// manifest it chose (a tag may move at any time; the digest it is
+	// about to send cannot).
+	buf := newBufferedWriter()
+	r.app.ServeHTTP(buf, req)
+	d := digest.Digest(buf.header.Get("Docker-Content-Digest"))
+	if buf.code() == http.StatusOK {
+		var payload []byte
+		if req.Method == http.MethodGet {
+			payload = buf.body.Bytes()
+		}
+		err := r.enforce.check(req.Context(), rt.repository, rt.reference, d, buf.header.Get("Content-Type"), payload)
+		r.metrics.enforcement(err)
+		if err != nil {
+			r.refuse(w, req, rt, d, err)
+			return
+		}
+	}
+	buf.sendTo(w)
+	r.auditPull(req, rt, buf.code(), d.String())
+}
+
+func (r *Registry) auditPull(req *http.Request, rt route, code int, d string) {
+	switch {
+	case code == http.StatusOK && req.Method == http.MethodGet:
+		r.auditEvent(req, audit.Event{Action: audit.Pull, Repository: rt.repository, Reference: rt.reference, Digest: d, Outcome: audit.Success, Status: code})
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		r.auditDenied(req, rt, code, "")
+	}
+}
+
+// refuse answers a pull the trust policy refused: 403 DENIED whose message
+// starts with the reason code, or 503 when the policy could not be
+// evaluated (the image is not served either way).
+func (r *Registry) refuse(w http.ResponseWriter, req *http.Request, rt route, d digest.Digest, err error) {
+	var rej *policy.RejectedError
+	var e errcode.Error
+	var reason string
+	if errors.As(err, &rej) {
+		reason = string(rej.Code)
+		msg := fmt.Sprintf("%s: %s refused by the registry's trust policy (scope %q): %s", rej.Code, rej.Image, rej.Scope, rej.Detail)
+		e = errcode.ErrorCodeDenied.WithMessage(msg).WithDetail(map[string]string{
+			"reason":     string(rej.Code),
+			"repository": rt.repository,
+			"digest":     d.String(),
+			"scope":      rej.Scope,
+		})
+		reason += ": " + rej.Detail
+	} else {
+		reason = "POLICY_ERROR: " + err.Error()
+		e = errcode.ErrorCodeUnavailable.WithMessage("the trust policy could not be evaluated for " + rt.repository + "@" + d.String() + ": " + err.Error())
+	}
+	r.logger.InfoContext(req.Context(), "pull refused by trust policy", "repository", rt.repository, "reference", rt.reference, "digest", d, "reason", reason)
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	serveError(w, r.logger, e)
+	r.auditEvent(req, audit.Event{
+		Action:     audit.Denied,
+		Repository: rt.repository,
+		Reference:  rt.reference,
+		Digest:     d.String(),
+		Outcome:    audit.Failure,
+		Reason:     reason,
+		Status:     e.Code.Descriptor().HTTPStatusCode,
+	})
+}
+
+func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt route) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, maxManifestSize+1))
+	if err != nil {
+		serveError(w, r.logger, errcode.ErrorCodeUnknown.WithDetail(err))
+		return
+	}
+	tooBig := len(body) > maxManifestSize
+	if tooBig {
+		req.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), req.Body))
+	} else {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	buf := newBufferedWriter()
+	r.app.ServeHTTP(buf, req)
+	code := buf.code()
+	d := digest.Digest(buf.header.Get("Docker-Content-Digest"))
+	if code == http.StatusCreated && !tooBig {
+		if d == "" {
+			d = digest.FromBytes(body)
+		}
+		subject, err := r.indexManifest(req, rt.repository, d, req.Header.Get("Content-Type"), body)
+		if err != nil {
+			// The manifest is stored but not indexed: fail the push so
+			// the client retries it (a repeated push is harmless).
+			r.logger.ErrorContext(req.Context(), "indexing pushed manifest", "repository", rt.repository, "digest", d, "error", err)
+			serveError(w, r.logger, errcode.ErrorCodeUnknown.WithMessage("manifest stored but its referrers index could not be updated; push it again"))
+			r.auditEvent(req, audit.Event{Action: audit.Push, Repository: rt.repository, Reference: rt.reference, Digest: d.String(), Outcome: audit.Failure, Reason: "INDEX_ERROR", Status: http.StatusInternalServerError})
+			return
+		}
+		if subject != "" {
+			// OCI distribution-spec: the registry processed the subject.
+			buf.header.Set("OCI-Subject", subject.String())
+		}
+	}
+	buf.sendTo(w)
+	switch {
+	case code == http.StatusCreated:
+		r.auditEvent(req, audit.Event{Action: audit.Push, Repository: rt.repository, Reference: rt.reference, Digest: d.String(), Outcome: audit.Success, Status: code})
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		r.auditDenied(req, rt, code, "")
+	default:
+		r.auditEvent(req, audit.Event{Action: audit.Push, Repository: rt.repository, Reference: rt.reference, Outcome: audit.Failure, Reason: errorCodeOf(buf.body.Bytes()), Status: code})
+	}
+}
+
+// indexManifest records the edges of a stored manifest: to its subject
+// (referrers) and, for an index, to its children (parents).
+func (r *Registry) indexManifest(req *http.Request, repo string, d digest.Digest, mediaType string, payload []byte) (subject digest.Digest, err error) {
+	m, err := refindex.ParseManifest(payload, mediaType)
+	if err != nil {
+		return "", err
+	}
+	ctx := req.Context()
+	desc := m.Descriptor(d, int64(len(payload)))
+	if m.Subject != nil && m.Subject.Digest.Validate() == nil {
+		if err := r.index.Add(ctx, refindex.Referrers, repo, m.Subject.Digest, desc); err != nil {
+			return "", err
+		}
+		subject = m.Subject.Digest
+	}
+	if m.IsIndex() {
+		for _, child := range m.Manifests {
+			if child.Digest.Validate() != nil {
+				continue
+			}
+			if err := r.index.Add(ctx, refindex.Parents, repo, child.Digest, desc); err != nil {
+				return "", err
+			}
+		}
+	}
+	return subject, nil
+}
+
+func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt route) {
+	// Read what the manifest points at before it is gone, to drop its
+	// edges after distribution deleted it. A tag delete removes no
+	// manifest and no edge.
+	var m *refindex.Manifest
+	d, derr := digest.Parse(rt.reference)
+	if derr == nil {
+		m, _ = r.loadManifest(req, rt.repository, d)
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	r.app.ServeHTTP(sw, req)
+	code := sw.code()
+	if code == http.StatusAccepted && m != nil {
+		ctx := req.Context()
+		var errs []error
+		if m.Subject != nil {
+			errs = append(errs, r.index.Remove(ctx, refindex.Referrers, rt.repository, m.Subject.Digest, d))
+		}
+		if m.IsIndex() {
+			for _, child := range m.Manifests {
+				errs = append(errs, r.index.Remove(ctx, refindex.Parents, rt.repository, child.Digest, d))
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			// Harmless: listings check that manifests exist, and gc
+			// rebuilds the index.
+			r.logger.WarnContext(ctx, "removing index entries of deleted manifest", "repository", rt.repository, "digest", d, "error", err)
+		}
+	}
+	switch {
+	case code == http.StatusAccepted:
+		r.auditEvent(req, audit.Event{Action: audit.Delete, Repository: rt.repository, Reference: rt.reference, Digest: string(d), Outcome: audit.Success, Status: code})
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		r.auditDenied(req, rt, code, "")
+	default:
+		r.auditEvent(req, audit.Event{Action: audit.Delete, Repository: rt.repository, Reference: rt.reference, Outcome: audit.Failure, Reason: http.StatusText(code), Status: code})
+	}
+}
+
+// loadManifest reads a stored manifest through Sigil's own view.
+func (r *Registry) loadManifest(req *http.Request, repo string, d digest.Digest) (*refindex.Manifest, error) {
+	ctx := req.Context()
+	ms, err := r.manifestService(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	man, err := ms.Get(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	mt, payload, err := man.Payload()
+	if err != nil {
+		return nil, err
+	}
+	return refindex.ParseManifest(payload, mt)
+}
+
+// manifestService is repo's manifests in Sigil's own view of the storage.
+func (r *Registry) manifestService(ctx context.Context, repo string) (distribution.ManifestService, error) {
+	named, err := reference.WithName(repo)
+	if err != nil {
+		return nil, err
+	}
+	repository, err := r.ns.Repository(ctx, named)
+	if err != nil {
+		return nil, err
+	}
+	return repository.Manifests(ctx)
+}
+
+// errorCodeOf returns the first error code of an OCI error body, for the
+// audit log's reason.
+func errorCodeOf(body []byte) string {
+	var errs errcode.Errors
+	if len(body) == 0 || errs.UnmarshalJSON(body) != nil || len(errs) == 0 {
+		return ""
+	}
+	if e, ok := errs[0].(errcode.Error); ok {
+		return e.Code.String() + ": " + e.Message
+	}
+	return errs[0].Error()
+}
