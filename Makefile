@@ -8,6 +8,8 @@ GOFLAGS_T := -tags $(TAGS)
 # Debian packages the tests and the demo use.
 APT_PKGS  := busybox-static skopeo podman runc umoci libseccomp-dev containernetworking-plugins hyperfine
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+GOPATH_BIN := $(shell $(GO) env GOPATH)/bin
+COSIGN_VERSION := v2.6.5
 STATICCHECK := $(GOBIN)/staticcheck
 
 .PHONY: help build test unit-test e2e-test lint bench demo deps clean
@@ -24,6 +26,11 @@ deps: ## install what the tests need (apt-get, go install) when missing
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# The signing tests run the real cosign CLI; they look for it on PATH,
+	@# then in $$(go env GOPATH)/bin, where it is installed here.
+	@command -v cosign >/dev/null 2>&1 || test -x $(GOPATH_BIN)/cosign || { \
+		echo "installing cosign $(COSIGN_VERSION)"; \
+		GOBIN=$(GOPATH_BIN) $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION); }
 
 test: deps build ## run every test (as root: real namespaces, cgroups, registries on loopback)
 	SIGIL_BINARY=$(CURDIR)/$(BIN) $(GO) test $(GOFLAGS_T) -count=1 -timeout 20m ./...
