@@ -279,7 +279,7 @@ func (a *app) savePolicy(p *policy.Policy) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(p, "", "    ")
+	b, err := p.MarshalJSONIndent()
 	if err != nil {
 		return err
 	}
@@ -290,7 +290,7 @@ func (a *app) savePolicy(p *policy.Policy) error {
 	if err := os.MkdirAll(filepath.Dir(a.opts.policy), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(a.opts.policy, append(b, '\n'), mode)
+	return writeFileAtomic(a.opts.policy, b, mode)
 }
 
 // writeFileAtomic writes name through a temporary file in the same

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -142,4 +143,14 @@ func describeTypes(reqs Requirements) string {
 		s += string(r.Type())
 	}
 	return s
+}
+
+// MarshalJSONIndent renders the policy as `sigil trust` writes it: indented
+// JSON with a final newline.
+func (p *Policy) MarshalJSONIndent() ([]byte, error) {
+	b, err := json.MarshalIndent(p, "", "    ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
