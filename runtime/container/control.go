@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -130,7 +131,12 @@ func (c *attachClient) close() { c.once.Do(func() { c.conn.Close() }) }
 
 func newAttachServer(path string, log *slog.Logger) (*attachServer, error) {
 	_ = os.Remove(path)
-	l, err := net.Listen("unix", path)
+	var l net.Listener
+	err := viaShortPath(path, func(p string) error {
+		var err error
+		l, err = net.Listen("unix", p)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -292,8 +298,13 @@ func (m *Manager) Attach(ctx context.Context, ref string, aio AttachIO) error {
 	if r.Status != StatusRunning || !r.Detached {
 		return fmt.Errorf("container %s is %s: only a running detached container can be attached to: %w", r.Name, r.Status, errdefs.ErrFailedPrecondition)
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", m.attachPath(r.ID))
+	var conn net.Conn
+	err = viaShortPath(m.attachPath(r.ID), func(p string) error {
+		var d net.Dialer
+		var err error
+		conn, err = d.DialContext(ctx, "unix", p)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("attach to container %s: its monitor does not answer: %w", r.Name, err)
 	}
@@ -359,4 +370,19 @@ func (m *Manager) Attach(ctx context.Context, ref string, aio AttachIO) error {
 			}
 		}
 	}
+}
+
+// viaShortPath calls fn with a name for path that fits in a unix socket
+// address (108 bytes): /proc/self/fd/<fd of its directory>/<base>. State
+// directories can be deep enough for the plain path not to fit.
+func viaShortPath(path string, fn func(string) error) error {
+	if len(path) < 100 {
+		return fn(path)
+	}
+	dir, err := os.OpenFile(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return fn(fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path)))
 }
