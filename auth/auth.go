@@ -31,9 +31,17 @@
 //	issuer, err := auth.NewTokenIssuer(auth.TokenOptions{
 //		Issuer: "sigil", Service: "registry.example.org", KeyFile: "/var/lib/sigil/registry/token.key",
 //	})
-//	mux.Handle("/auth/token", issuer.Handler(auth.NewChain(robots, dir), acl, auth.WithLogger(logger)))
+//	chain := auth.NewChain(robots, dir) // robots first: they own "robot$..." names
+//	mux.Handle("/auth/token", issuer.Handler(chain, acl, auth.WithLogger(logger)))
 //	// distribution's token auth: realm=https://registry.example.org/auth/token,
-//	// service=issuer.Service(), issuer=issuer.Issuer(), rootcertbundle=issuer.RootCertBundle()
+//	// service=issuer.Service(), issuer=issuer.Issuer(),
+//	// rootcertbundle=issuer.RootCertBundle() (or jwks=issuer.JWKSFile())
+//
+// Behind distribution, a request carries only the token's subject
+// (Identity.Subject: the user name, "robot$NAME", or "" for anonymous).
+// Where the registry needs the whole identity (groups, to filter the
+// catalog with ACL.FilterCatalog), it asks the same chain:
+// chain.Lookup(ctx, subject), and uses nil for "".
 //
 // Errors follow one contract: every Authenticator returns an error that
 // errors.Is one of ErrInvalidCredentials (the client's fault: wrong name or

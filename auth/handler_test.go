@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -520,9 +521,11 @@ func TestHandlerNeverLogsSecrets(t *testing.T) {
 	for _, ev := range e.events {
 		fmt.Fprintf(&events, "%+v %v\n", ev, ev.Err)
 	}
-	secrets := []string{e.secret}
-	for _, p := range htUsers {
-		secrets = append(secrets, p, p+"-typo", p+"-typo2")
+	// Plain, and as the basic auth header carries them.
+	basic := func(u, p string) string { return base64.StdEncoding.EncodeToString([]byte(u + ":" + p)) }
+	secrets := []string{e.secret, basic("robot$ci", e.secret), basic("robot$ci", e.secret+"x")}
+	for u, p := range htUsers {
+		secrets = append(secrets, p, p+"-typo", p+"-typo2", basic(u, p), basic(u, p+"-typo"))
 	}
 	for _, tok := range tokens {
 		if tok == "" {

@@ -465,6 +465,9 @@ func (a *LDAP) search(c *ldap.Conn, base, filter string, attrs []string) ([]*lda
 		return res.Entries, nil
 	case isNetworkError(err):
 		return nil, a.unreachable(err)
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
+		return nil, unavailablef(err, "LDAP group search at %s: base %q does not exist, or the service account may not read it; fix groupSearch.baseDN or the directory's access rules",
+			a.cfg.URL, base)
 	default:
 		return nil, unavailablef(err, "LDAP group search %s under %q at %s failed: %s; check groupSearch", filter, base, a.cfg.URL, ldapMessage(err))
 	}
