@@ -524,7 +524,9 @@ func TestEnforcement(t *testing.T) {
 			host+"/team-a/trusted", host+"/team-a/locked@"+idxDigest.String())
 	}
 	e := newEnv(t, envOptions{policy: policy, enforce: []string{"team-a/**"}})
-	c := e.client(alice, "repository:team-a/locked:pull,push,delete", "repository:team-a/trusted:pull")
+	// c pushes; pc pulls, asking for pull only as pull clients do.
+	c := e.client(alice, "repository:team-a/locked:pull,push,delete")
+	pc := e.client(alice, "repository:team-a/locked:pull", "repository:team-a/trusted:pull")
 
 	// Pushing is never refused: enforcement is about pulls.
 	locked := e.mustPush(alice, "team-a/locked:1", img)
@@ -532,7 +534,7 @@ func TestEnforcement(t *testing.T) {
 
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		for _, ref := range []string{"1", locked.String()} {
-			resp, body := do(t, c, method, e.url+"/v2/team-a/locked/manifests/"+ref, nil, "Accept", manifestAccept)
+			resp, body := do(t, pc, method, e.url+"/v2/team-a/locked/manifests/"+ref, nil, "Accept", manifestAccept)
 			if resp.StatusCode != http.StatusForbidden {
 				t.Fatalf("%s team-a/locked:%s: status %d, want 403", method, ref, resp.StatusCode)
 			}
@@ -546,8 +548,14 @@ func TestEnforcement(t *testing.T) {
 	}
 	e.wantAudit(audit.Event{User: alice, Action: audit.Denied, Repository: "team-a/locked", Digest: locked.String(), Reason: "POLICY_REJECT"})
 
+	// A publisher's token (push) reads what it pushed, to sign it.
+	resp, _ := do(t, c, http.MethodGet, e.url+"/v2/team-a/locked/manifests/"+locked.String(), nil, "Accept", manifestAccept)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET with a push token: status %d, want 200", resp.StatusCode)
+	}
+
 	// The same image where the policy accepts it.
-	resp, _ := do(t, c, http.MethodGet, e.url+"/v2/team-a/trusted/manifests/1", nil, "Accept", manifestAccept)
+	resp, _ = do(t, pc, http.MethodGet, e.url+"/v2/team-a/trusted/manifests/1", nil, "Accept", manifestAccept)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET team-a/trusted:1: status %d, want 200", resp.StatusCode)
 	}
@@ -559,7 +567,7 @@ func TestEnforcement(t *testing.T) {
 	art := artifact(t, e, c, "team-a/locked", "application/spdx+json", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: locked, Size: 100})
 	e.putManifest(c, "team-a/locked", digest.FromBytes(art).String(), art)
 	for _, ref := range []string{sigTag, digest.FromBytes(sig).String(), digest.FromBytes(art).String()} {
-		resp, body := do(t, c, http.MethodGet, e.url+"/v2/team-a/locked/manifests/"+ref, nil, "Accept", manifestAccept)
+		resp, body := do(t, pc, http.MethodGet, e.url+"/v2/team-a/locked/manifests/"+ref, nil, "Accept", manifestAccept)
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET signature/artifact %s: status %d %s, want 200", ref, resp.StatusCode, body)
 		}
@@ -577,7 +585,7 @@ func TestEnforcement(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("trojan push: %d", resp.StatusCode)
 	}
-	resp, _ = do(t, c, http.MethodGet, e.url+"/v2/team-a/locked/manifests/sha256-"+locked.Encoded()+".att", nil, "Accept", manifestAccept)
+	resp, _ = do(t, pc, http.MethodGet, e.url+"/v2/team-a/locked/manifests/sha256-"+locked.Encoded()+".att", nil, "Accept", manifestAccept)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("runnable image with a subject under a signature tag: status %d, want 403", resp.StatusCode)
 	}
@@ -589,19 +597,19 @@ func TestEnforcement(t *testing.T) {
 		t.Fatal(err)
 	}
 	im, _ := idx.IndexManifest()
-	resp, _ = do(t, c, http.MethodGet, e.url+"/v2/team-a/locked/manifests/"+idxDigest.String(), nil, "Accept", manifestAccept)
+	resp, _ = do(t, pc, http.MethodGet, e.url+"/v2/team-a/locked/manifests/"+idxDigest.String(), nil, "Accept", manifestAccept)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET accepted index by digest: status %d, want 200", resp.StatusCode)
 	}
 	for _, child := range im.Manifests {
-		resp, _ := do(t, c, http.MethodGet, e.url+"/v2/team-a/locked/manifests/"+child.Digest.String(), nil, "Accept", manifestAccept)
+		resp, _ := do(t, pc, http.MethodGet, e.url+"/v2/team-a/locked/manifests/"+child.Digest.String(), nil, "Accept", manifestAccept)
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET platform manifest %s of an accepted index: status %d, want 200", child.Digest, resp.StatusCode)
 		}
 	}
 	// By tag the index is judged as team-a/locked:multi, which the policy
 	// rejects.
-	resp, _ = do(t, c, http.MethodGet, e.url+"/v2/team-a/locked/manifests/multi", nil, "Accept", manifestAccept)
+	resp, _ = do(t, pc, http.MethodGet, e.url+"/v2/team-a/locked/manifests/multi", nil, "Accept", manifestAccept)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("GET index by tag: status %d, want 403", resp.StatusCode)
 	}

@@ -175,6 +175,22 @@ type caller struct {
 	robot   bool
 	valid   bool // a token was sent and verified
 	sent    bool // a token was sent at all
+	access  []auth.ResourceActions
+}
+
+// may reports whether the caller's token grants action on repository.
+func (c caller) may(action, repository string) bool {
+	for _, ra := range c.access {
+		if ra.Type != "repository" || ra.Name != repository {
+			continue
+		}
+		for _, a := range ra.Actions {
+			if a == action || a == "*" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (r *Registry) callerOf(req *http.Request) caller {
@@ -193,6 +209,7 @@ func (r *Registry) callerOf(req *http.Request) caller {
 		robot:   strings.HasPrefix(claims.Subject, auth.RobotPrefix),
 		valid:   true,
 		sent:    true,
+		access:  claims.Access,
 	}
 }
 

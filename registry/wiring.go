@@ -140,13 +140,18 @@ func errText(err error) string {
 }
 
 // buildJudge loads signatures.policy and returns the verifier that judges
-// images by it.
-func buildJudge(_ context.Context, cfg *config.Config, _ *Registry) (ImageJudge, error) {
+// images by it, reading signatures (cosign tags, sigstore bundle
+// referrers) from this registry's storage.
+func buildJudge(_ context.Context, cfg *config.Config, r *Registry) (ImageJudge, error) {
 	p, err := policy.Load(cfg.Sigs.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("signatures.policy: %w", err)
 	}
-	v, err := signing.NewImageVerifier(p)
+	sv := signing.NewSigstoreVerifier(
+		&localLocator{registryName: cfg.Sigs.RegistryName, ns: r.ns, index: r.index},
+		signing.WithLogger(r.logger.With("component", "signing")),
+	)
+	v, err := signing.NewImageVerifier(p, policy.WithSignatureVerifier(sv))
 	if err != nil {
 		return nil, fmt.Errorf("signatures.policy: %w", err)
 	}
