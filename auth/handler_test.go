@@ -70,7 +70,6 @@ func newTokenEnv(t *testing.T, wrap func(auth.Authenticator) auth.Authenticator,
 		t.Fatal(err)
 	}
 	e.issuer = newIssuer(t, auth.TokenOptions{})
-	e.verifier = distributionVerifier(t, e.issuer.Issuer(), e.issuer.Service(), e.issuer.RootCertBundle())
 	logger, logs := newLogger(t)
 	e.logs = logs
 	var authn auth.Authenticator = auth.NewChain(e.robots, ht)
@@ -88,9 +87,45 @@ func newTokenEnv(t *testing.T, wrap func(auth.Authenticator) auth.Authenticator,
 	}, opts...)
 	mux := http.NewServeMux()
 	mux.Handle("/auth/token", e.issuer.Handler(authn, acl, all...))
+	mux.HandleFunc("/v2/", e.registryAPI)
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
+	// Challenges must send real clients to this server's token endpoint.
+	e.verifier = distributionVerifierAt(t, e.srv.URL+"/auth/token", e.issuer.Issuer(), e.issuer.Service(), e.issuer.RootCertBundle())
 	return e
+}
+
+// registryAPI is the least of a registry that lets real clients log in
+// and list tags: /v2/ and /v2/NAME/tags/list, guarded by distribution's
+// own token access controller as the real registry is.
+func (e *tokenEnv) registryAPI(w http.ResponseWriter, r *http.Request) {
+	var access []dauth.Access
+	rest := strings.TrimPrefix(r.URL.Path, "/v2/")
+	name, isTags := strings.CutSuffix(rest, "/tags/list")
+	switch {
+	case rest == "":
+	case isTags:
+		access = append(access, dauth.Access{Resource: dauth.Resource{Type: "repository", Name: name}, Action: "pull"})
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	w.Header().Set("Content-Type", "application/json")
+	if _, err := e.verifier.Authorized(r, access...); err != nil {
+		var ch dauth.Challenge
+		if errors.As(err, &ch) {
+			ch.SetHeaders(r, w)
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"errors":[{"code":"UNAUTHORIZED","message":%q}]}`, err.Error())
+		return
+	}
+	if isTags {
+		fmt.Fprintf(w, `{"name":%q,"tags":["1.0"]}`, name)
+		return
+	}
+	fmt.Fprint(w, "{}")
 }
 
 // tokenResult is a response of the token endpoint, decoded.

@@ -24,8 +24,15 @@ import (
 // configured the way the registry configures it from an issuer.
 func distributionVerifier(t *testing.T, issuer, service, rootCertBundle string) dauth.AccessController {
 	t.Helper()
+	return distributionVerifierAt(t, "https://registry.test/auth/token", issuer, service, rootCertBundle)
+}
+
+// distributionVerifierAt is distributionVerifier with the realm its
+// challenges send clients to.
+func distributionVerifierAt(t *testing.T, realm, issuer, service, rootCertBundle string) dauth.AccessController {
+	t.Helper()
 	ac, err := dauth.GetAccessController("token", map[string]any{
-		"realm":          "https://registry.test/auth/token",
+		"realm":          realm,
 		"issuer":         issuer,
 		"service":        service,
 		"rootcertbundle": rootCertBundle,
