@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -84,6 +85,11 @@ func distributionConfig(cfg *config.Config) (*configuration.Configuration, error
 		if len(d.HTTP.Secret) < 16 {
 			return nil, fmt.Errorf("http.secretFile: %s holds fewer than 16 characters; use e.g. openssl rand -hex 32", cfg.HTTP.SecretFile)
 		}
+	}
+	if d.HTTP.Secret == "" {
+		// Distribution would make one too, with a warning that names its
+		// own configuration keys; Sigil's is http.secretFile.
+		d.HTTP.Secret = rand.Text()
 	}
 	d.Catalog.MaxEntries = cfg.Catalog.MaxEntries
 	return d, nil
