@@ -161,9 +161,13 @@ func (s *Server) podNetwork(sb *sandbox) network.Pod {
 }
 
 // Paths of the files every container of the pod gets.
-func (s *Server) resolvConfPath(id string) string { return filepath.Join(s.sandboxes.path(id), "resolv.conf") }
-func (s *Server) hostnamePath(id string) string   { return filepath.Join(s.sandboxes.path(id), "hostname") }
-func (s *Server) hostsPath(id string) string      { return filepath.Join(s.sandboxes.path(id), "hosts") }
+func (s *Server) resolvConfPath(id string) string {
+	return filepath.Join(s.sandboxes.path(id), "resolv.conf")
+}
+func (s *Server) hostnamePath(id string) string {
+	return filepath.Join(s.sandboxes.path(id), "hostname")
+}
+func (s *Server) hostsPath(id string) string { return filepath.Join(s.sandboxes.path(id), "hosts") }
 
 // writePodFiles writes the pod's resolv.conf (from its DNS config, or the
 // host's), hostname and hosts files.
