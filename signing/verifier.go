@@ -3,11 +3,21 @@
 // containers-policy.json format) for an image's manifest digest, and checks
 // signatures where the policy asks for them.
 //
-// ImageVerifier is what the runtime, the CRI and the registry call:
+// ImageVerifier is what the runtime, the CRI and the registry call. For
+// sigstoreSigned requirements it needs a SigstoreVerifier, which reads the
+// signatures of a digest where a Locator says (NewRegistryLocator: the
+// registries.conf endpoints of the image, through runtime/remote) and
+// verifies them offline; a VerdictCache spares stored images the network:
 //
-//	p, err := policy.Load("/etc/sigil/policy.json")
-//	v, err := signing.NewImageVerifier(p)
+//	p, sum, err := policy.LoadWithDigest("/etc/sigil/policy.json")
+//	sv := signing.NewSigstoreVerifier(signing.NewRegistryLocator(client, loadRegistriesConf),
+//		signing.WithVerdictCache(signing.NewVerdictCache("/var/lib/sigil/verdicts", sum)))
+//	v, err := signing.NewImageVerifier(p, policy.WithSignatureVerifier(sv))
 //	err = v.VerifyImage(ctx, "docker.io/library/busybox:latest", desc) // nil: accepted
+//
+// A refusal is a *policy.RejectedError naming the image, digest, scope and
+// reason code. Sign and GenerateKeyPair make signatures and keys in
+// cosign's formats. Documentation/signing.md is the user's guide.
 package signing
 
 import (

@@ -123,9 +123,18 @@ func (a *app) verify(cmd *cobra.Command, refStr, keyFile string, explain bool) (
 		}
 		// cosign verify --key checks neither the tag nor the
 		// repository; the repository is the least a signature must name.
-		p := &policy.Policy{Default: policy.Requirements{&policy.SigstoreSigned{
+		// The requirement is the scope of the image's repository, so a
+		// refusal names it as a policy refusal would.
+		req := policy.Requirements{&policy.SigstoreSigned{
 			KeyPath: abs, SignedIdentity: &policy.SignedIdentity{Type: policy.MatchRepository},
-		}}}
+		}}
+		p := &policy.Policy{Default: req}
+		if ref.Transport() == reference.TransportDocker {
+			p = &policy.Policy{
+				Default:    policy.Requirements{&policy.Reject{}},
+				Transports: map[string]policy.Scopes{policy.TransportDocker: {ref.Name(): req}},
+			}
+		}
 		iv, err = signing.NewImageVerifier(p, policy.WithSignatureVerifier(a.sigstoreVerifier(nil)))
 		if err != nil {
 			return nil, err
@@ -173,9 +182,6 @@ func (a *app) verify(cmd *cobra.Command, refStr, keyFile string, explain bool) (
 		return nil, verr
 	}
 	rep.Scope = verdict.Scope
-	if keyFile != "" {
-		rep.Scope = "--key"
-	}
 	step("scope %q of transport %s applies, with %d requirement(s)", verdict.Scope, verdict.Transport, len(verdict.Results))
 	traced := tr.Steps()
 	for i, r := range verdict.Results {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: Sigil end to end on embedded defaults. Starts a registry on
-# loopback holding images built from busybox-static, fetches one under a
-# trust policy, runs it, shows a refused image, runs a detached container,
-# and cleans up after itself. Needs root (real containers).
+# loopback holding images built from busybox-static, makes a key, signs
+# one image and trusts the key, verifies, fetches and runs the signed image,
+# shows an unsigned and a rejected image refused, runs a detached
+# container, and cleans up after itself. Needs root (real containers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -41,17 +42,25 @@ echo "registry at http://$host (demo/busybox, demo/untrusted, demo/layered, demo
 g=(--root "$work/root" --state "$work/state" --policy "$work/policy.json")
 echo "(sigil below is $SIGIL ${g[*]})"
 
-step "Write a trust policy: accept $host/demo, reject everything else"
+step "Make a signing key (cosign's formats) and sign demo/busybox"
+export SIGIL_PASSWORD=demo   # else sigil asks on the terminal
+run sigil key generate "$work/demo"
+run sigil sign --key "$work/demo.key" "$host/demo/busybox"
+
+step "Write a trust policy: $host/demo must be signed by that key; reject everything else"
 cat >"$work/policy.json" <<JSON
 {
   "default": [{"type": "reject"}],
   "transports": {"docker": {
-    "$host/demo": [{"type": "insecureAcceptAnything"}],
     "$host/demo/untrusted": [{"type": "reject"}]
   }}
 }
 JSON
-cat "$work/policy.json"
+run sigil trust add --scope "$host/demo" --key "$work/demo.pub"
+run sigil trust list
+
+step "Verify without fetching: the digest, the scope that matched, who signed it"
+run sigil verify "$host/demo/busybox"
 
 step "Fetch an image: the policy judges the digest before any layer is downloaded"
 run sigil fetch "$host/demo/busybox"
@@ -65,8 +74,11 @@ printf '$ sigil run --rm %s sh -c "exit 7"\n' "$host/demo/busybox"
 echo "exit code: $? (the container's)"
 set -e
 
-step "An image the policy rejects is refused, and no layer is fetched"
+step "An unsigned image is refused with its reason, and no layer is fetched"
 set +e
+printf '$ sigil fetch %s\n' "$host/demo/layered"
+"$SIGIL" "${g[@]}" fetch "$host/demo/layered"
+echo "exit code: $?"
 printf '$ sigil fetch %s\n' "$host/demo/untrusted"
 "$SIGIL" "${g[@]}" fetch "$host/demo/untrusted"
 echo "exit code: $?"
