@@ -358,8 +358,16 @@ func TestHandlerOAuth(t *testing.T) {
 		t.Errorf("refreshed token at distribution: %v", err)
 	}
 
-	// Tampered, truncated or garbage refresh tokens are refused.
-	for _, bad := range []string{r.refresh[:len(r.refresh)-2] + "xx", r.refresh[:40], "garbage", ""} {
+	// Forged (alice's refresh token made out to admin), truncated or
+	// garbage refresh tokens are refused.
+	parts := strings.Split(r.refresh, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || !strings.Contains(string(payload), `"sub":"alice"`) {
+		t.Fatalf("refresh token payload %s, %v", payload, err)
+	}
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(payload), `"sub":"alice"`, `"sub":"admin"`, 1)))
+	forged := strings.Join(parts, ".")
+	for _, bad := range []string{forged, r.refresh[:40], "garbage", ""} {
 		if rr := e.post(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bad}}); rr.status != 401 {
 			t.Errorf("refresh token %.20q...: %d, want 401", bad, rr.status)
 		}

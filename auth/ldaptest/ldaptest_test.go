@@ -66,8 +66,18 @@ func TestDirectory(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	tc := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-	if err := c.StartTLS(tc); err != nil {
+	// StartTLS on a fresh connection: slapd refuses it while it still
+	// counts an earlier operation as outstanding.
+	st, err := ldap.DialURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.StartTLS(tc); err != nil {
 		t.Errorf("StartTLS: %v", err)
+	}
+	if err := st.Bind(srv.BindDN, srv.BindPassword); err != nil {
+		t.Errorf("bind after StartTLS: %v", err)
 	}
 	s, err := ldap.DialURL(srv.LDAPSURL, ldap.DialWithTLSConfig(tc))
 	if err != nil {
