@@ -437,6 +437,17 @@ func TestNewLDAPErrors(t *testing.T) {
 	if _, err := auth.NewLDAP(good); err != nil {
 		t.Fatalf("good config refused: %v", err)
 	}
+	// The Active Directory example of the README.
+	ad := auth.LDAPConfig{
+		URL: "ldaps://dc1.corp.example.com", BindDN: "CN=sigil-reader,DC=corp", BindPassword: "p",
+		UserSearch: auth.UserSearch{BaseDN: "DC=corp,DC=example,DC=com",
+			Filter: "(&(sAMAccountName={username})(!(userAccountControl:1.2.840.113556.1.4.803:=2)))", NameAttribute: "sAMAccountName"},
+		GroupSearch:  auth.GroupSearch{BaseDN: "DC=corp,DC=example,DC=com", Filter: "(member:1.2.840.113556.1.4.1941:={dn})", NameAttribute: "cn"},
+		NestingDepth: -1,
+	}
+	if _, err := auth.NewLDAP(ad); err != nil {
+		t.Errorf("Active Directory config refused: %v", err)
+	}
 	for _, tc := range []struct {
 		edit func(*auth.LDAPConfig)
 		want string
