@@ -161,3 +161,9 @@ func (c *VerdictCache) WriteOnly() *VerdictCache {
 	cp.writeOnly = true
 	return &cp
 }
+
+// PruneVerdicts removes verdicts in dir older than maxAge, whatever policy
+// they were made under; sigil gc calls it.
+func PruneVerdicts(dir string, maxAge time.Duration, now time.Time) error {
+	return (&VerdictCache{dir: dir}).Prune(maxAge, now)
+}

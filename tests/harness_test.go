@@ -6,6 +6,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +29,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse() // testing.Short needs the flags parsed
 	sigilBinary = os.Getenv("SIGIL_BINARY")
 	if sigilBinary == "" && !testing.Short() {
 		dir, err := os.MkdirTemp("", "sigil-e2e-bin-")

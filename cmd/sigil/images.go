@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sigil-project/sigil/runtime/images"
 	"github.com/sigil-project/sigil/runtime/reference"
+	"github.com/sigil-project/sigil/signing"
 )
 
 func init() {
@@ -120,6 +122,13 @@ func newGCCommand(a *app) *cobra.Command {
 			rep, err := s.GC(cmd.Context(), dryRun)
 			if err != nil {
 				return err
+			}
+			if !dryRun {
+				// A verdict is cheap to recompute; a week keeps the ones
+				// in use warm and bounds the directory.
+				if err := signing.PruneVerdicts(filepath.Join(a.opts.root, "verdicts"), 7*24*time.Hour, time.Now()); err != nil {
+					return err
+				}
 			}
 			verb := "Removed"
 			if dryRun {
