@@ -44,9 +44,10 @@ lint: ## gofmt, go vet and staticcheck
 	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 	$(STATICCHECK) -tags $(TAGS) ./...
 
-bench: deps build ## Go benchmarks plus side-by-side runs against runc, podman and skopeo
+bench: deps build ## Go benchmarks plus side-by-side runs against runc, podman, skopeo and cosign
 	$(GO) test $(GOFLAGS_T) -run '^$$' -bench . -benchmem ./runtime/...
 	tests/scripts/bench.sh
+	tests/scripts/bench-signing.sh
 
 demo: build ## end to end on embedded defaults: registry on loopback, fetch, run
 	tests/scripts/demo.sh
