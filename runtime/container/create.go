@@ -38,7 +38,7 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 	if opts.Rootfs.Type == "" || opts.Rootfs.Source == "" {
 		return nil, fmt.Errorf("create container: no root filesystem mount given: %w", errdefs.ErrInvalidArgument)
 	}
-	if opts.ID != "" && !validName.MatchString(opts.ID) {
+	if opts.ID != "" && !validName().MatchString(opts.ID) {
 		return nil, fmt.Errorf("container ID %q: use letters, digits, '_', '.', '-' (at most 128), starting with a letter or digit: %w", opts.ID, errdefs.ErrInvalidArgument)
 	}
 	for _, d := range opts.OwnedDirs {
@@ -46,7 +46,7 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 			return nil, fmt.Errorf("owned directory %q: must be absolute, and not /: %w", d, errdefs.ErrInvalidArgument)
 		}
 	}
-	if opts.Name != "" && !validName.MatchString(opts.Name) {
+	if opts.Name != "" && !validName().MatchString(opts.Name) {
 		return nil, fmt.Errorf("container name %q: use letters, digits, '_', '.', '-' (at most 128), starting with a letter or digit: %w", opts.Name, errdefs.ErrInvalidArgument)
 	}
 	switch opts.Network {

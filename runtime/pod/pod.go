@@ -52,6 +52,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -150,7 +151,7 @@ func newOptions(opts []Option) options {
 	return o
 }
 
-var validID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+var validID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`) })
 
 const (
 	recordName = "pod.json"
@@ -173,7 +174,7 @@ func Create(ctx context.Context, stateDir string, cfg Config, opts ...Option) (_
 	if cfg.ID == "" {
 		cfg.ID = randomID()
 	}
-	if !validID.MatchString(cfg.ID) {
+	if !validID().MatchString(cfg.ID) {
 		return nil, fmt.Errorf("pod ID %q: use letters, digits, '_', '.', '-' (at most 128): %w", cfg.ID, errdefs.ErrInvalidArgument)
 	}
 	switch cfg.Network {
@@ -252,7 +253,7 @@ func Load(ctx context.Context, stateDir, id string, opts ...Option) (*Pod, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !validID.MatchString(id) {
+	if !validID().MatchString(id) {
 		return nil, fmt.Errorf("pod %q: %w", id, errdefs.ErrNotFound)
 	}
 	o := newOptions(opts)

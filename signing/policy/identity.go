@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	dref "github.com/distribution/reference"
 )
@@ -40,9 +41,16 @@ type SignedIdentity struct {
 	SignedPrefix     string       `json:"signedPrefix,omitempty"`     // remapIdentity
 }
 
+// The reference grammar is large: compiled on first use, not at start-up,
+// because every sigil process (container init and monitors too) pays for
+// package initialisation.
 var (
-	anchoredDomain = regexp.MustCompile(`^(?:` + dref.DomainRegexp.String() + `)$`)
-	anchoredName   = regexp.MustCompile(`^(?:` + dref.NameRegexp.String() + `)$`)
+	anchoredDomain = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:` + dref.DomainRegexp.String() + `)$`)
+	})
+	anchoredName = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:` + dref.NameRegexp.String() + `)$`)
+	})
 )
 
 // validate checks the fields the type needs and refuses fields it ignores: a
@@ -87,7 +95,7 @@ func (si *SignedIdentity) validate(field string) error {
 				return fail("%s is missing", f.name)
 			}
 			// host[:port], namespace or repository, never a tag or digest.
-			if !anchoredDomain.MatchString(f.v) && !anchoredName.MatchString(f.v) {
+			if !anchoredDomain().MatchString(f.v) && !anchoredName().MatchString(f.v) {
 				return fail("%s %q is not a host[:port], namespace or repository", f.name, f.v)
 			}
 		}
