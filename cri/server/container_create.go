@@ -199,21 +199,19 @@ func (s *Server) runOptions(sb *sandbox, cfg *runtimeapi.ContainerConfig) (spec.
 		run.CapAdd = caps.GetAddCapabilities()
 		run.CapDrop = caps.GetDropCapabilities()
 	}
-	switch prof := sc.GetSeccomp(); prof.GetProfileType() {
-	case runtimeapi.SecurityProfile_RuntimeDefault:
-		if run.Privileged {
-			// Kubernetes gives privileged containers RuntimeDefault
-			// explicitly only when asked; an explicit ask wins.
-			run.Seccomp = "runtime/default"
-		}
-	case runtimeapi.SecurityProfile_Unconfined:
+	// Seccomp, as the CRI defines it: no profile means unconfined (kubelet
+	// sends RuntimeDefault when the pod or the node asks for it), and a
+	// privileged container ignores any profile, as in containerd and
+	// CRI-O.
+	switch prof := sc.GetSeccomp(); {
+	case run.Privileged || prof == nil:
 		run.Seccomp = spec.SeccompUnconfined
-	case runtimeapi.SecurityProfile_Localhost:
+	case prof.GetProfileType() == runtimeapi.SecurityProfile_RuntimeDefault:
+		run.Seccomp = "runtime/default"
+	case prof.GetProfileType() == runtimeapi.SecurityProfile_Unconfined:
+		run.Seccomp = spec.SeccompUnconfined
+	case prof.GetProfileType() == runtimeapi.SecurityProfile_Localhost:
 		run.Seccomp = spec.SeccompLocalhostPrefix + prof.GetLocalhostRef()
-	}
-	if prof := sc.GetSeccomp(); prof == nil && !run.Privileged {
-		// An unset profile is the runtime's default, as in containerd.
-		run.Seccomp = ""
 	}
 	if !run.Privileged {
 		if mp := sc.GetMaskedPaths(); mp != nil {
@@ -268,6 +266,9 @@ func (s *Server) runOptions(sb *sandbox, cfg *runtimeapi.ContainerConfig) (spec.
 	)
 	for _, m := range cfg.GetMounts() {
 		src, dst := m.GetHostPath(), m.GetContainerPath()
+		if m.GetImage() != nil && m.GetImage().GetImage() != "" {
+			return run, ch, fmt.Errorf("mount of image %s at %s: image volumes are not supported yet: %w", m.GetImage().GetImage(), dst, errdefs.ErrNotImplemented)
+		}
 		if src == "" || dst == "" || !filepath.IsAbs(dst) {
 			return run, ch, fmt.Errorf("mount %q -> %q: both paths must be given, the container path absolute: %w", src, dst, errdefs.ErrInvalidArgument)
 		}

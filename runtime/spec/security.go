@@ -102,6 +102,16 @@ func heldCapabilities() []string {
 // applySecurity sets the seccomp profile, the masked and read-only paths
 // and, for a privileged container, host devices and a writable /sys.
 func applySecurity(s *specs.Spec, run RunOptions) error {
+	// A volume that propagates mounts needs the root mount to propagate
+	// them too.
+	for _, v := range run.Volumes {
+		switch {
+		case v.Propagation == "rshared":
+			s.Linux.RootfsPropagation = "rshared"
+		case v.Propagation == "rslave" && s.Linux.RootfsPropagation == "":
+			s.Linux.RootfsPropagation = "rslave"
+		}
+	}
 	if run.MaskedPaths != nil {
 		s.Linux.MaskedPaths = slices.Clone(*run.MaskedPaths)
 	}
@@ -129,7 +139,8 @@ func applySecurity(s *specs.Spec, run RunOptions) error {
 		}
 		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 		// A privileged container is unconfined unless a profile is named.
-		if run.Seccomp == "" {
+		if run.Seccomp == "" || run.Seccomp == SeccompUnconfined {
+			s.Linux.Seccomp = nil
 			return nil
 		}
 	}
