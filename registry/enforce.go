@@ -17,10 +17,11 @@ import (
 	"github.com/sigil-project/sigil/signing/policy"
 )
 
-// verdictTTL is how long a verdict is reused. Signatures can be added or
+// verdictTTL is how long an acceptance is reused. Signatures can be
 // deleted at any time; half a minute bounds how long a pull may see the
 // old answer while sparing a policy evaluation (signature reads and
-// checks) on every manifest request of a busy image.
+// checks) on every manifest request of a busy image. Refusals are never
+// reused: an image signed a second ago must pull now.
 const verdictTTL = 30 * time.Second
 
 // maxParents bounds the image indexes tried for a refused platform
@@ -40,7 +41,7 @@ type enforcer struct {
 }
 
 type verdict struct {
-	err     error // nil: accepted; a *policy.RejectedError: refused
+	repo    string
 	expires time.Time
 }
 
@@ -91,7 +92,7 @@ func (e *enforcer) check(ctx context.Context, repo, ref string, d digest.Digest,
 		name += "@" + d.String()
 	}
 	desc := ocispec.Descriptor{MediaType: m.MediaType, Digest: d, Size: int64(len(payload))}
-	err = e.verify(ctx, name, desc)
+	err = e.verify(ctx, repo, name, desc)
 	var rej *policy.RejectedError
 	if !errors.As(err, &rej) || m.IsIndex() {
 		return err
@@ -110,7 +111,7 @@ func (e *enforcer) check(ctx context.Context, repo, ref string, d digest.Digest,
 			continue
 		}
 		pname := e.registryName + "/" + repo + "@" + p.Digest.String()
-		if e.verify(ctx, pname, ocispec.Descriptor{MediaType: p.MediaType, Digest: p.Digest, Size: p.Size}) == nil {
+		if e.verify(ctx, repo, pname, ocispec.Descriptor{MediaType: p.MediaType, Digest: p.Digest, Size: p.Size}) == nil {
 			return nil
 		}
 	}
@@ -162,28 +163,39 @@ func isFilesystemLayer(mt string) bool {
 	return false
 }
 
-// verify asks the judge, through the verdict cache. Only verdicts are
-// cached: an evaluation that failed (I/O) is retried next time.
-func (e *enforcer) verify(ctx context.Context, name string, desc ocispec.Descriptor) error {
+// verify asks the judge, through the cache of acceptances.
+func (e *enforcer) verify(ctx context.Context, repo, name string, desc ocispec.Descriptor) error {
 	key := name + "|" + desc.Digest.String()
 	now := time.Now()
 	e.mu.Lock()
 	v, ok := e.verdicts[key]
 	e.mu.Unlock()
 	if ok && now.Before(v.expires) {
-		return v.err
+		return nil
 	}
 	err := e.judge.VerifyImage(ctx, name, desc)
-	var rej *policy.RejectedError
-	if err == nil || errors.As(err, &rej) {
+	if err == nil {
 		e.mu.Lock()
 		if len(e.verdicts) >= 10000 {
 			e.verdicts = map[string]verdict{} // bounded; refilled as pulls come
 		}
-		e.verdicts[key] = verdict{err: err, expires: now.Add(verdictTTL)}
+		e.verdicts[key] = verdict{repo: repo, expires: now.Add(verdictTTL)}
 		e.mu.Unlock()
 	}
 	return err
+}
+
+// forget drops the acceptances of repo's images, when a manifest (perhaps
+// a signature) is deleted there. Other replicas keep theirs until they
+// expire.
+func (e *enforcer) forget(repo string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, v := range e.verdicts {
+		if v.repo == repo {
+			delete(e.verdicts, k)
+		}
+	}
 }
 
 func (e *enforcer) manifests(ctx context.Context, repo string) (distribution.ManifestService, error) {

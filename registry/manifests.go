@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
@@ -39,12 +41,7 @@ func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, rt ro
 }
 
 func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request, rt route) {
-	// A token with push on the repository is a publisher's (cosign sign,
-	// sigil sign, notation): they read the manifest they just pushed to
-	// sign it, which enforcement would otherwise forbid. Pull clients
-	// (docker, podman, skopeo, crane, containerd) ask for pull only, and
-	// are judged.
-	if r.enforce == nil || !r.enforce.covers(rt.repository) || r.callerOf(req).may("push", rt.repository) {
+	if r.enforce == nil || !r.enforce.covers(rt.repository) || r.publisher(req, rt.repository) {
 		sw := &statusWriter{ResponseWriter: w}
 		r.app.ServeHTTP(sw, req)
 		r.auditPull(req, rt, sw.code(), sw.Header().Get("Docker-Content-Digest"))
@@ -72,6 +69,37 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request, rt rout
 	r.auditPull(req, rt, buf.code(), d.String())
 }
 
+// signingAgents are the User-Agents of signing tools, which read the
+// manifest they are about to sign with a pull-only token.
+var signingAgents = []string{"cosign/", "notation/", "sigil/"}
+
+// publisher reports whether the request comes from someone who may push
+// to repo, reading it to sign it: a token that grants push (sigil sign asks
+// for pull and push), or a signing tool whose user the access rules let
+// push (cosign sign reads with a pull-only token). Signing a freshly
+// pushed image needs its manifest, which enforcement would otherwise
+// refuse. Enforcement protects consumers: pull clients (docker, podman,
+// skopeo, crane, containerd, the CRI) ask for pull only and are judged,
+// whoever they are. Harbor draws the same line.
+func (r *Registry) publisher(req *http.Request, repo string) bool {
+	c := r.callerOf(req)
+	if c.may("push", repo) {
+		return true
+	}
+	if !c.valid || c.subject == "" {
+		return false
+	}
+	ua := req.UserAgent()
+	if !slices.ContainsFunc(signingAgents, func(a string) bool { return strings.Contains(ua, a) }) {
+		return false
+	}
+	id, err := r.identity(req, c.subject)
+	if err != nil || id == nil {
+		return false
+	}
+	return slices.Contains(r.acl.Allowed(id, repo), "push")
+}
+
 func (r *Registry) auditPull(req *http.Request, rt route, code int, d string) {
 	switch {
 	case code == http.StatusOK && req.Method == http.MethodGet:
@@ -91,12 +119,8 @@ func (r *Registry) refuse(w http.ResponseWriter, req *http.Request, rt route, d 
 	if errors.As(err, &rej) {
 		reason = string(rej.Code)
 		msg := fmt.Sprintf("%s: %s refused by the registry's trust policy (scope %q): %s", rej.Code, rej.Image, rej.Scope, rej.Detail)
-		e = errcode.ErrorCodeDenied.WithMessage(msg).WithDetail(map[string]string{
-			"reason":     string(rej.Code),
-			"repository": rt.repository,
-			"digest":     d.String(),
-			"scope":      rej.Scope,
-		})
+		// The message says it all; clients print a detail map raw.
+		e = errcode.ErrorCodeDenied.WithMessage(msg)
 		reason += ": " + rej.Detail
 	} else {
 		reason = "POLICY_ERROR: " + err.Error()
@@ -201,6 +225,9 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 	sw := &statusWriter{ResponseWriter: w}
 	r.app.ServeHTTP(sw, req)
 	code := sw.code()
+	if code == http.StatusAccepted && r.enforce != nil {
+		r.enforce.forget(rt.repository)
+	}
 	if code == http.StatusAccepted && m != nil {
 		ctx := req.Context()
 		var errs []error

@@ -78,6 +78,7 @@ type Registry struct {
 	audit   *audit.Logger
 	enforce *enforcer // nil when nothing is enforced
 	metrics *metrics
+	tls     *tls.Config // nil: plain HTTP (loopback only)
 
 	handler http.Handler
 
@@ -137,6 +138,12 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Registry, 
 			r.Close()
 		}
 	}()
+
+	if cfg.HTTP.TLS != nil {
+		if r.tls, err = serverTLS(cfg.HTTP.TLS); err != nil {
+			return nil, err
+		}
+	}
 
 	// Storage: Sigil's own view, over a driver of its own; distribution's
 	// app makes another over the same backend. Creating it first turns a
@@ -248,16 +255,11 @@ func (r *Registry) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(r.logger.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	if t := r.cfg.HTTP.TLS; t != nil {
-		tlsCfg, err := serverTLS(t)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		srv.TLSConfig = tlsCfg
-		ln = tls.NewListener(ln, tlsCfg)
+	if r.tls != nil {
+		srv.TLSConfig = r.tls
+		ln = tls.NewListener(ln, r.tls)
 	}
-	r.logger.Info("registry serving", "addr", ln.Addr().String(), "tls", r.cfg.HTTP.TLS != nil)
+	r.logger.Info("registry serving", "addr", ln.Addr().String(), "tls", r.tls != nil)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

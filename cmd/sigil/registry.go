@@ -78,7 +78,10 @@ configuration file.`,
 				return fmt.Errorf("%s: %w", cfgPath, err)
 			}
 			defer reg.Close()
-			return reg.ListenAndServe(ctx)
+			if err := reg.ListenAndServe(ctx); err != nil {
+				return fmt.Errorf("%s: %w", cfgPath, err)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", defaultRegistryConfig, "registry configuration file (YAML)")
