@@ -7,9 +7,9 @@ import (
 	"slices"
 
 	"github.com/distribution/distribution/v3"
-	"github.com/distribution/reference"
 	"github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 

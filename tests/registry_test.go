@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/sigil-project/sigil/auth/ldaptest"
 	"github.com/sigil-project/sigil/registry/audit"
