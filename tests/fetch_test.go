@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -141,5 +143,33 @@ func TestConcurrentFetchDownloadsOnce(t *testing.T) {
 		if n := e.reg.Count("GET", "/v2/conc/app/blobs/"+d.String()); n != 1 {
 			t.Errorf("layer %s was downloaded %d times by 10 concurrent fetches, want 1", d, n)
 		}
+	}
+}
+
+// TestFetchDrawsProgressOnATerminal runs fetch on a pseudo-terminal (with
+// script(1)) and checks that each layer gets a bar, and that -q or a
+// non-terminal stderr gets none.
+func TestFetchDrawsProgressOnATerminal(t *testing.T) {
+	e := newEnv(t)
+	img, err := testimage.Layered(testimage.OCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := e.push("progress/app:1", img)
+	layers, _ := img.Layers()
+	sigilCmd := fmt.Sprintf("stty cols 120 rows 40; %s --root %s --state %s --policy %s fetch", sigilBinary, e.root, e.state, e.policy)
+	out, err := exec.Command("script", "-qfc", sigilCmd+" "+ref, "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("script: %v\n%s", err, out)
+	}
+	for _, l := range layers {
+		d, _ := l.Digest()
+		if !strings.Contains(string(out), d.Hex[:12]) {
+			t.Errorf("terminal output has no bar for layer %s:\n%q", d.Hex[:12], out)
+		}
+	}
+	e.root = filepath.Join(t.TempDir(), "fresh-root") // so every layer is downloaded again
+	if r := e.mustSigil("fetch", ref); strings.Contains(r.stderr, "[=") || !strings.Contains(r.stderr, "Fetched") {
+		t.Errorf("fetch with stderr not a terminal drew bars: %q", r.stderr)
 	}
 }
