@@ -92,6 +92,8 @@ func distributionConfig(cfg *config.Config) (*configuration.Configuration, error
 		d.HTTP.Secret = rand.Text()
 	}
 	d.Catalog.MaxEntries = cfg.Catalog.MaxEntries
+	d.Validation.Manifests.URLs.Allow = cfg.Validation.Manifests.URLs.Allow
+	d.Validation.Manifests.URLs.Deny = cfg.Validation.Manifests.URLs.Deny
 	return d, nil
 }
 

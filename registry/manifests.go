@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -154,6 +155,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 	}
 	buf := newBufferedWriter()
 	r.app.ServeHTTP(buf, req)
+	fixPushError(buf)
 	code := buf.code()
 	d := digest.Digest(buf.header.Get("Docker-Content-Digest"))
 	if code == http.StatusCreated && !tooBig {
@@ -284,6 +286,28 @@ func (r *Registry) manifestService(ctx context.Context, repo string) (distributi
 		return nil, err
 	}
 	return repository.Manifests(ctx)
+}
+
+// fixPushError turns distribution's 500 for a layer URL its validation
+// refuses (a client's manifest, not a server fault) into the 400
+// MANIFEST_INVALID the distribution spec prescribes.
+func fixPushError(buf *bufferedWriter) {
+	if buf.code() != http.StatusInternalServerError {
+		return
+	}
+	var errs errcode.Errors
+	if errs.UnmarshalJSON(buf.body.Bytes()) != nil {
+		return
+	}
+	for _, e := range errs {
+		if ce, ok := e.(errcode.Error); ok && ce.Message == "invalid URL on layer" {
+			rec := newBufferedWriter()
+			serveError(rec, slog.New(slog.DiscardHandler), errcode.ErrorCodeManifestInvalid.WithMessage(
+				"a layer names an external URL the registry does not allow (validation.manifests.urls)"))
+			*buf = *rec
+			return
+		}
+	}
 }
 
 // errorCodeOf returns the first error code of an OCI error body, for the

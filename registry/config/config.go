@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -49,6 +50,27 @@ type Config struct {
 	Audit   Audit       `yaml:"audit"`
 	Log     Log         `yaml:"log"`
 	Catalog CatalogConf `yaml:"catalog"`
+	// Validation is distribution's manifest validation.
+	Validation Validation `yaml:"validation"`
+}
+
+// Validation configures which manifests pushes may store.
+type Validation struct {
+	Manifests ManifestValidation `yaml:"manifests"`
+}
+
+// ManifestValidation: URLs are the external locations non-distributable
+// ("foreign") layers may name. By default none is allowed, as in
+// distribution: the registry then stores every layer it serves.
+type ManifestValidation struct {
+	URLs URLRules `yaml:"urls"`
+}
+
+// URLRules are regular expressions a layer URL must match (Allow) and
+// must not match (Deny).
+type URLRules struct {
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
 }
 
 // HTTP is the listener.
@@ -573,6 +595,13 @@ func (c *Config) Validate() []error {
 	case "text", "json":
 	default:
 		bad("log.format", c.Log.Format, "use text or json")
+	}
+	for key, list := range map[string][]string{"allow": c.Validation.Manifests.URLs.Allow, "deny": c.Validation.Manifests.URLs.Deny} {
+		for j, re := range list {
+			if _, err := regexp.Compile(re); err != nil {
+				bad(fmt.Sprintf("validation.manifests.urls.%s[%d]", key, j), re, "not a regular expression: "+err.Error())
+			}
+		}
 	}
 	if c.Catalog.MaxEntries < 0 {
 		bad("catalog.maxEntries", fmt.Sprint(c.Catalog.MaxEntries), "must not be negative")
