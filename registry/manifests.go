@@ -153,11 +153,34 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 	} else {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 	}
+	// A push by a sha512 (or other non-sha256) digest: distribution only
+	// takes sha256, so verify the body against the digest given, push it
+	// by its sha256 digest, and link the given digest to it.
+	alias, isAlias := nonCanonical(rt.reference)
+	if isAlias && !tooBig {
+		if !verifies(alias, body) {
+			serveError(w, r.logger, errcode.ErrorCodeDigestInvalid.WithDetail("the manifest does not match "+alias.String()))
+			return
+		}
+		canonical := digest.FromBytes(body)
+		req.URL.Path = strings.TrimSuffix(req.URL.Path, alias.String()) + canonical.String()
+		req.URL.RawPath = ""
+	}
 	buf := newBufferedWriter()
 	r.app.ServeHTTP(buf, req)
 	fixPushError(buf)
 	code := buf.code()
 	d := digest.Digest(buf.header.Get("Docker-Content-Digest"))
+	if isAlias && code == http.StatusCreated && !tooBig {
+		if err := r.writeLink(req.Context(), revisionLinkPath(rt.repository, alias), d); err != nil {
+			r.logger.ErrorContext(req.Context(), "linking a manifest under its digest", "repository", rt.repository, "digest", alias, "error", err)
+			serveError(w, r.logger, errcode.ErrorCodeUnknown.WithMessage("manifest stored but not under "+alias.String()+"; push it again"))
+			return
+		}
+		buf.header.Set("Location", strings.Replace(buf.header.Get("Location"), d.String(), alias.String(), 1))
+		buf.header.Set("Docker-Content-Digest", alias.String())
+		d = alias
+	}
 	if code == http.StatusCreated && !tooBig {
 		if d == "" {
 			d = digest.FromBytes(body)
@@ -224,9 +247,24 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 	if derr == nil {
 		m, _ = r.loadManifest(req, rt.repository, d)
 	}
+	// Deleting by a sha512 digest removes distribution's alias link only;
+	// the sha256 revision goes too, so the manifest is really gone.
+	var canonical digest.Digest
+	if _, isAlias := nonCanonical(rt.reference); isAlias && derr == nil {
+		if link, err := r.driver.GetContent(req.Context(), revisionLinkPath(rt.repository, d)); err == nil {
+			canonical = digest.Digest(strings.TrimSpace(string(link)))
+		}
+	}
 	sw := &statusWriter{ResponseWriter: w}
 	r.app.ServeHTTP(sw, req)
 	code := sw.code()
+	if code == http.StatusAccepted && canonical.Validate() == nil {
+		if ms, err := r.manifestService(req.Context(), rt.repository); err == nil {
+			if err := ms.Delete(req.Context(), canonical); err != nil {
+				r.logger.WarnContext(req.Context(), "deleting the sha256 revision of a manifest deleted by another digest", "repository", rt.repository, "digest", canonical, "error", err)
+			}
+		}
+	}
 	if code == http.StatusAccepted && r.enforce != nil {
 		r.enforce.forget(rt.repository)
 	}
@@ -273,6 +311,13 @@ func (r *Registry) loadManifest(req *http.Request, repo string, d digest.Digest)
 		return nil, err
 	}
 	return refindex.ParseManifest(payload, mt)
+}
+
+// verifies reports whether data has digest d.
+func verifies(d digest.Digest, data []byte) bool {
+	v := d.Verifier()
+	_, _ = v.Write(data)
+	return v.Verified()
 }
 
 // manifestService is repo's manifests in Sigil's own view of the storage.

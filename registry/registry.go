@@ -156,7 +156,13 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Registry, 
 	if err != nil {
 		return nil, err
 	}
-	r.ns, err = storage.NewRegistry(ctx, r.driver)
+	var nsOpts []storage.RegistryOption
+	if cfg.Storage.Delete.Enabled {
+		// Sigil deletes the sha256 revision of a manifest deleted by its
+		// sha512 digest (see digests.go).
+		nsOpts = append(nsOpts, storage.EnableDelete)
+	}
+	r.ns, err = storage.NewRegistry(ctx, r.driver, nsOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}

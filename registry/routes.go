@@ -138,8 +138,13 @@ func (r *Registry) serveV2(w http.ResponseWriter, req *http.Request) {
 // serveDistribution hands the request to distribution, auditing deletes
 // and refusals.
 func (r *Registry) serveDistribution(w http.ResponseWriter, req *http.Request, rt route) {
-	sw := &statusWriter{ResponseWriter: w}
-	r.app.ServeHTTP(sw, req)
+	var sw *statusWriter
+	if alias := blobDigestRewrite(req, rt); alias != "" {
+		sw = r.serveBlobAlias(w, req, rt, alias)
+	} else {
+		sw = &statusWriter{ResponseWriter: w}
+		r.app.ServeHTTP(sw, req)
+	}
 	code := sw.code()
 	switch {
 	case req.Method == http.MethodDelete && code == http.StatusAccepted:

@@ -60,8 +60,10 @@ type Validation struct {
 }
 
 // ManifestValidation: URLs are the external locations non-distributable
-// ("foreign") layers may name. By default none is allowed, as in
-// distribution: the registry then stores every layer it serves.
+// ("foreign") layers may name. Default: any https:// URL, as the OCI
+// spec allows such layers (Windows base images use them) and clients
+// check their digests; deny: [".*"] refuses them all, as distribution
+// does by default.
 type ManifestValidation struct {
 	URLs URLRules `yaml:"urls"`
 }
@@ -280,6 +282,8 @@ const (
 	DefaultExpiration    = 5 * time.Minute
 	DefaultDrainTimeout  = 30 * time.Second
 	DefaultLDAPTimeout   = 10 * time.Second
+	// DefaultLayerURLs is the pattern foreign layer URLs must match.
+	DefaultLayerURLs = "^https://"
 )
 
 // Actions the access rules know.
@@ -426,6 +430,9 @@ func (c *Config) applyDefaults(file string) {
 	}
 	if c.Catalog.MaxEntries == 0 {
 		c.Catalog.MaxEntries = 1000
+	}
+	if u := &c.Validation.Manifests.URLs; len(u.Allow) == 0 && len(u.Deny) == 0 {
+		u.Allow = []string{DefaultLayerURLs}
 	}
 }
 
