@@ -6,10 +6,11 @@ TAGS      ?= seccomp
 BIN       := bin/sigil
 GOFLAGS_T := -tags $(TAGS)
 # Debian packages the tests and the demo use.
-APT_PKGS  := busybox-static skopeo podman runc umoci libseccomp-dev containernetworking-plugins hyperfine
+APT_PKGS  := busybox-static skopeo podman runc umoci libseccomp-dev containernetworking-plugins hyperfine slapd ldap-utils
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 GOPATH_BIN := $(shell $(GO) env GOPATH)/bin
 COSIGN_VERSION := v2.6.5
+CRANE_VERSION  := v0.22.1
 STATICCHECK := $(GOBIN)/staticcheck
 
 .PHONY: help build test unit-test e2e-test lint bench demo deps clean
@@ -31,6 +32,10 @@ deps: ## install what the tests need (apt-get, go install) when missing
 	@command -v cosign >/dev/null 2>&1 || test -x $(GOPATH_BIN)/cosign || { \
 		echo "installing cosign $(COSIGN_VERSION)"; \
 		GOBIN=$(GOPATH_BIN) $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION); }
+	@# The registry tests push and pull with crane too.
+	@command -v crane >/dev/null 2>&1 || test -x $(GOPATH_BIN)/crane || { \
+		echo "installing crane $(CRANE_VERSION)"; \
+		GOBIN=$(GOPATH_BIN) $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION); }
 
 test: deps build ## run every test (as root: real namespaces, cgroups, registries on loopback)
 	SIGIL_BINARY=$(CURDIR)/$(BIN) $(GO) test $(GOFLAGS_T) -count=1 -timeout 20m ./...
