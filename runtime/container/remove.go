@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -31,6 +33,13 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout time.Duration) e
 	}
 	sig := stopSignal(r.Image.StopSignal)
 	log.InfoContext(ctx, "stopping container", "signal", unix.SignalName(sig), "timeout", timeout)
+	// The kernel drops a signal sent to a PID namespace's init that has no
+	// handler for it. A container stopped right after its start may not
+	// have installed its handler yet: give it a moment to (not when it is
+	// to be killed at once anyway).
+	if timeout > 0 {
+		waitForHandler(ctx, r.Pid, sig, time.Second)
+	}
 	if err := m.signal(r, sig); err != nil {
 		return fmt.Errorf("stop container %s: %w", r.Name, err)
 	}
@@ -169,4 +178,32 @@ func (m *Manager) removeFiles(ctx context.Context, r *record, log *slog.Logger) 
 		return fmt.Errorf("remove container %s: %w", r.Name, err)
 	}
 	return nil
+}
+
+// waitForHandler waits, for at most d, until process pid catches or
+// ignores sig (SigCgt or SigIgn in /proc/<pid>/status).
+func waitForHandler(ctx context.Context, pid int, sig unix.Signal, d time.Duration) {
+	if pid <= 0 {
+		return
+	}
+	bit := uint64(1) << (uint(sig) - 1)
+	deadline := time.Now().Add(d)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok || (k != "SigCgt" && k != "SigIgn") {
+				continue
+			}
+			if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && mask&bit != 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) || sleepCtx(ctx, 10*time.Millisecond) != nil {
+			return
+		}
+	}
 }
