@@ -143,6 +143,9 @@ func storageParams(cfg *config.Config) (string, map[string]any) {
 
 func newDriver(ctx context.Context, cfg *config.Config) (storagedriver.StorageDriver, error) {
 	name, params := storageParams(cfg)
+	if name == "s3" && !s3Compiled {
+		return nil, fmt.Errorf("storage.s3: this sigil was built without the s3 driver; build it with: make build TAGS=\"seccomp s3\"")
+	}
 	d, err := factory.Create(ctx, name, params)
 	if err != nil {
 		return nil, fmt.Errorf("storage.%s: %w", name, err)
