@@ -40,6 +40,7 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -50,6 +51,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/configuration"
 	dauth "github.com/distribution/distribution/v3/registry/auth"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage"
@@ -81,6 +83,9 @@ type Registry struct {
 	tls     *tls.Config // nil: plain HTTP (loopback only)
 
 	handler http.Handler
+
+	callersMu sync.Mutex
+	callers   map[[sha256.Size]byte]cachedCaller
 
 	closeOnce sync.Once
 	closers   []func() error
@@ -223,12 +228,16 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Registry, 
 		r.enforce = newEnforcer(patterns, judge, cfg.Sigs.RegistryName, r.index, r.ns)
 	}
 
-	// Distribution, with token auth pointing at the issuer.
-	dcfg.Auth = tokenAuthConfig(cfg, issuer)
-	r.access, err = dauth.GetAccessController("token", dcfg.Auth.Parameters())
+	// Distribution, with token auth pointing at the issuer, its checks
+	// remembered per token (tokencache.go); Sigil's handlers use the same.
+	tokenAuth := tokenAuthConfig(cfg, issuer)
+	inner, err := dauth.GetAccessController("token", tokenAuth.Parameters())
 	if err != nil {
 		return nil, fmt.Errorf("auth.token: distribution's token access controller: %w", err)
 	}
+	cached := newCachingAccessController(inner)
+	r.access = cached
+	dcfg.Auth = configuration.Auth{cachingControllerName: configuration.Parameters{cacheOption: cached}}
 	r.app, err = newApp(ctx, dcfg)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
 	"net"
 	"net/http"
 	"regexp"
@@ -203,19 +204,45 @@ func (r *Registry) callerOf(req *http.Request) caller {
 	if !ok || !strings.EqualFold(scheme, "bearer") || raw == "" {
 		return caller{}
 	}
+	key := sha256.Sum256([]byte(raw))
+	now := time.Now()
+	r.callersMu.Lock()
+	cc, hit := r.callers[key]
+	r.callersMu.Unlock()
+	if hit && now.Before(cc.expires) {
+		return cc.caller
+	}
 	claims, err := r.tokens.VerifyAccess(raw)
 	if err != nil {
 		// The subject of a forged or expired token is not to be
 		// believed; the audit line says "anonymous" with the reason.
 		return caller{sent: true}
 	}
-	return caller{
+	c := caller{
 		subject: claims.Subject,
 		robot:   strings.HasPrefix(claims.Subject, auth.RobotPrefix),
 		valid:   true,
 		sent:    true,
 		access:  claims.Access,
 	}
+	expires := now.Add(verifiedTTL)
+	if claims.ExpiresAt != nil && claims.ExpiresAt.Before(expires) {
+		expires = claims.ExpiresAt.Time
+	}
+	r.callersMu.Lock()
+	if r.callers == nil || len(r.callers) >= maxVerified {
+		r.callers = map[[sha256.Size]byte]cachedCaller{}
+	}
+	r.callers[key] = cachedCaller{caller: c, expires: expires}
+	r.callersMu.Unlock()
+	return c
+}
+
+// cachedCaller is a verified token's caller, reused until the token
+// expires (at most verifiedTTL), as the grants are (tokencache.go).
+type cachedCaller struct {
+	caller  caller
+	expires time.Time
 }
 
 // clientAddr is the request's peer address without the port.
