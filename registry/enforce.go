@@ -153,8 +153,11 @@ func judged(m *refindex.Manifest) bool {
 func isFilesystemLayer(mt string) bool {
 	switch mt {
 	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayerZstd,
-		ocispec.MediaTypeImageLayerNonDistributable, ocispec.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck // still pulled by runtimes
-		ocispec.MediaTypeImageLayerNonDistributableZstd, //nolint:staticcheck
+		// Non-distributable layers are deprecated for new images, but
+		// runtimes still run the images that have them.
+		"application/vnd.oci.image.layer.nondistributable.v1.tar",
+		"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+		"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 		"application/vnd.docker.image.rootfs.diff.tar.gzip",
 		"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
 		"application/vnd.docker.image.rootfs.diff.tar":

@@ -159,11 +159,7 @@ func collectGarbage(ctx context.Context, d storagedriver.StorageDriver, ns distr
 			return rep, fmt.Errorf("deleting blob link %s@%s: %w", l.Repository, l.Digest, err)
 		}
 	}
-	blobs, ok := ns.Blobs().(distribution.BlobEnumerator)
-	if !ok {
-		return rep, errors.New("storage cannot enumerate blobs")
-	}
-	err = blobs.Enumerate(ctx, func(dg digest.Digest) error {
+	err = ns.Blobs().Enumerate(ctx, func(dg digest.Digest) error {
 		if marked[dg] {
 			rep.BlobsKept++
 		} else {
