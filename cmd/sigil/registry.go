@@ -169,9 +169,11 @@ once. Their scope (repository patterns and actions) is their own; access
 rules may grant them more (robots: [NAME]). A running registry sees
 changes at the robot's next login; "rm" revokes at once.`,
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&cfgPath, "config", defaultRegistryConfig, "registry configuration file (YAML), for auth.robots.path")
-	pf.StringVar(&robotsPath, "robots", "", "robot store file (default: auth.robots.path of --config)")
+	// Each subcommand takes the store flags itself, so its help lists them.
+	storeFlags := func(c *cobra.Command) {
+		c.Flags().StringVar(&cfgPath, "config", defaultRegistryConfig, "registry configuration file (YAML), for auth.robots.path")
+		c.Flags().StringVar(&robotsPath, "robots", "", "robot store file (default: auth.robots.path of --config)")
+	}
 
 	var repos, actions []string
 	var asJSON bool
@@ -256,6 +258,9 @@ changes at the robot's next login; "rm" revokes at once.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, rm)
+	for _, c := range []*cobra.Command{create, list, rm} {
+		storeFlags(c)
+		cmd.AddCommand(c)
+	}
 	return cmd
 }
