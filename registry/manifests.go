@@ -42,10 +42,18 @@ func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, rt ro
 }
 
 func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request, rt route) {
-	if r.enforce == nil || !r.enforce.covers(rt.repository) || r.publisher(req, rt.repository) {
+	if r.enforce == nil || !r.enforce.covers(rt.repository) {
 		sw := &statusWriter{ResponseWriter: w}
 		r.app.ServeHTTP(sw, req)
-		r.auditPull(req, rt, sw.code(), sw.Header().Get("Docker-Content-Digest"))
+		r.auditPull(req, rt, sw.code(), sw.Header().Get("Docker-Content-Digest"), "")
+		return
+	}
+	if r.publisher(req, rt.repository) {
+		sw := &statusWriter{ResponseWriter: w}
+		r.app.ServeHTTP(sw, req)
+		// Said in the audit line: an enforced repository served a
+		// manifest without judging it.
+		r.auditPull(req, rt, sw.code(), sw.Header().Get("Docker-Content-Digest"), "UNJUDGED: a publisher's read (push rights), not a consumer's pull")
 		return
 	}
 	// Let distribution answer into a buffer, then judge exactly the
@@ -67,7 +75,7 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request, rt rout
 		}
 	}
 	buf.sendTo(w)
-	r.auditPull(req, rt, buf.code(), d.String())
+	r.auditPull(req, rt, buf.code(), d.String(), "")
 }
 
 // signingAgents are the User-Agents of signing tools, which read the
@@ -101,10 +109,11 @@ func (r *Registry) publisher(req *http.Request, repo string) bool {
 	return slices.Contains(r.acl.Allowed(id, repo), "push")
 }
 
-func (r *Registry) auditPull(req *http.Request, rt route, code int, d string) {
+// auditPull records a manifest read; note, when set, goes in the reason.
+func (r *Registry) auditPull(req *http.Request, rt route, code int, d, note string) {
 	switch {
 	case code == http.StatusOK && req.Method == http.MethodGet:
-		r.auditEvent(req, audit.Event{Action: audit.Pull, Repository: rt.repository, Reference: rt.reference, Digest: d, Outcome: audit.Success, Status: code})
+		r.auditEvent(req, audit.Event{Action: audit.Pull, Repository: rt.repository, Reference: rt.reference, Digest: d, Outcome: audit.Success, Reason: note, Status: code})
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		r.auditDenied(req, rt, code, "")
 	}

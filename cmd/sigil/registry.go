@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/term"
 
 	"github.com/sigil-project/sigil/auth"
 	"github.com/sigil-project/sigil/registry"
@@ -30,7 +33,7 @@ func newRegistryCommand(a *app) *cobra.Command {
 		Use:   "registry",
 		Short: "Run Sigil's registry: distribution/v3 with token auth (LDAP, htpasswd, robots), trust enforcement, referrers and audit",
 	}
-	cmd.AddCommand(newRegistryServeCommand(a), newRegistryGCCommand(a), newRegistryRobotCommand(a))
+	cmd.AddCommand(newRegistryServeCommand(a), newRegistryGCCommand(a), newRegistryRobotCommand(a), newRegistryHtpasswdCommand(a))
 	return cmd
 }
 
@@ -263,4 +266,93 @@ changes at the robot's next login; "rm" revokes at once.`,
 		cmd.AddCommand(c)
 	}
 	return cmd
+}
+
+func newRegistryHtpasswdCommand(_ *app) *cobra.Command {
+	var passwordStdin bool
+	cmd := &cobra.Command{
+		Use:   "htpasswd FILE USER",
+		Short: "Add or change a user of an htpasswd file (bcrypt), the registry's embedded login default",
+		Long: `Write USER's bcrypt hash into FILE (created with mode 0600), replacing the
+user's line if there is one: what "htpasswd -B FILE USER" does, for hosts
+without apache2-utils. The password is read from standard input with
+--password-stdin, else asked twice on the terminal. A running registry
+reads the file again when it changes.`,
+		Example: `  echo "$PASSWORD" | sigil registry htpasswd --password-stdin /etc/sigil/htpasswd admin`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file, user := args[0], args[1]
+			if user == "" || strings.ContainsAny(user, ":\n\r") || strings.HasPrefix(user, auth.RobotPrefix) {
+				return fmt.Errorf("htpasswd: user name %q: must be non-empty, without ':' or line breaks, and not start with %q (robot accounts: sigil registry robot create)", user, auth.RobotPrefix)
+			}
+			var pw []byte
+			if passwordStdin {
+				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+				if err != nil {
+					return fmt.Errorf("htpasswd: reading the password: %w", err)
+				}
+				pw = []byte(strings.TrimRight(string(b), "\r\n"))
+			} else {
+				var err error
+				if pw, err = askPassword(cmd.ErrOrStderr(), "Password for "+user); err != nil {
+					return fmt.Errorf("htpasswd: %w", err)
+				}
+			}
+			if len(pw) == 0 {
+				return errors.New("htpasswd: empty password refused")
+			}
+			hash, err := bcrypt.GenerateFromPassword(pw, bcrypt.DefaultCost)
+			if err != nil {
+				return fmt.Errorf("htpasswd: %w", err)
+			}
+			old, err := os.ReadFile(file)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("htpasswd: %w", err)
+			}
+			var out []string
+			for _, line := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+				if line != "" && !strings.HasPrefix(line, user+":") {
+					out = append(out, line)
+				}
+			}
+			out = append(out, user+":"+string(hash))
+			// Written aside and renamed: the registry never reads half a file.
+			tmp := file + ".tmp"
+			if err := os.WriteFile(tmp, []byte(strings.Join(out, "\n")+"\n"), 0o600); err != nil {
+				return fmt.Errorf("htpasswd: %w", err)
+			}
+			if err := os.Rename(tmp, file); err != nil {
+				os.Remove(tmp)
+				return fmt.Errorf("htpasswd: %w", err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "user %s written to %s\n", user, file)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
+	return cmd
+}
+
+// askPassword reads a new password twice on the terminal.
+func askPassword(stderr io.Writer, prompt string) ([]byte, error) {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return nil, errors.New("no password: use --password-stdin, or run on a terminal to be asked")
+	}
+	fmt.Fprint(stderr, prompt+": ")
+	pw, err := term.ReadPassword(fd)
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprint(stderr, prompt+" (again): ")
+	again, err := term.ReadPassword(fd)
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return nil, err
+	}
+	if string(pw) != string(again) {
+		return nil, errors.New("the passwords do not match")
+	}
+	return pw, nil
 }

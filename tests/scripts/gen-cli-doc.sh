@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIGIL=${SIGIL:-bin/sigil}
-cmds=(fetch images "image rm" "image import" "image export" gc login run ps logs exec stop rm inspect verify sign "key generate" "trust add" "trust list" "trust rm" "registry serve" "registry gc" "registry robot create" "registry robot list" "registry robot rm")
+cmds=(fetch images "image rm" "image import" "image export" gc login run ps logs exec stop rm inspect verify sign "key generate" "trust add" "trust list" "trust rm" "registry serve" "registry gc" "registry robot create" "registry robot list" "registry robot rm" "registry htpasswd")
 {
 	echo "# sigil command reference"
 	echo
