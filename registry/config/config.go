@@ -440,6 +440,10 @@ func (c *Config) defaultRegistryName() string {
 	if u, err := url.Parse(c.HTTP.Host); err == nil && u.Host != "" {
 		return u.Host
 	}
+	host, _, err := net.SplitHostPort(c.HTTP.Addr)
+	if err != nil || host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		return "" // ":443", "0.0.0.0:443": not a name anyone pulls by
+	}
 	return c.HTTP.Addr
 }
 
@@ -577,6 +581,9 @@ func (c *Config) Validate() []error {
 		if err := ValidatePattern(p); err != nil {
 			bad(fmt.Sprintf("signatures.enforce[%d]", j), p, err.Error())
 		}
+	}
+	if len(c.Sigs.Enforce) > 0 && c.Sigs.RegistryName == "" {
+		bad("signatures.registryName", "", "required with signatures.enforce when neither http.host nor http.addr names the registry: the host[:port] clients pull by, e.g. registry.example.org")
 	}
 	if n := c.Sigs.RegistryName; n != "" {
 		host := n

@@ -121,6 +121,8 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", `registry.yaml: the file is empty`},
 		{"version", "version: 0.2\nhttp: {addr: 127.0.0.1:5000}" + rules, `version: "0.2": unsupported version`},
 		{"top level list", "- a", `(top level): must be a mapping`},
+		{"enforce without a name", "http: {addr: \":443\", tls: {certificate: c, key: k}}\nsignatures: {policy: p, enforce: [\"a/**\"]}" + rules, `signatures.registryName: required with signatures.enforce`},
+		{"registry name without dot", "http: {addr: 127.0.0.1:5000}\nsignatures: {registryName: registry}" + rules, `must contain a dot or a port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
