@@ -109,10 +109,12 @@ func (m *Manager) load() (*libcni.NetworkConfigList, error) {
 		if strings.HasSuffix(f, ".conflist") {
 			list, err = libcni.ConfListFromFile(f)
 		} else {
+			// Single-plugin .conf files are deprecated by libcni but still
+			// what many nodes have; containerd and CRI-O read them too.
 			var conf *libcni.NetworkConfig
-			conf, err = libcni.ConfFromFile(f)
+			conf, err = libcni.ConfFromFile(f) //lint:ignore SA1019 see above
 			if err == nil {
-				list, err = libcni.ConfListFromConf(conf)
+				list, err = libcni.ConfListFromConf(conf) //lint:ignore SA1019 see above
 			}
 		}
 		if err != nil {
