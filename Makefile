@@ -54,8 +54,9 @@ bench: deps build ## Go benchmarks plus side-by-side runs against runc, podman, 
 	tests/scripts/bench.sh
 	tests/scripts/bench-signing.sh
 
-demo: build ## end to end on embedded defaults: registry on loopback, fetch, run
+demo: deps build ## end to end on embedded defaults: sign, verify, fetch, run; then sigil registry serve with logins, enforcement, referrers, audit
 	tests/scripts/demo.sh
+	tests/scripts/registry-demo.sh
 
 clean: ## remove build output
 	rm -rf bin
