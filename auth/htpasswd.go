@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -33,6 +36,62 @@ type Htpasswd struct {
 	stamp fileStamp
 	users map[string][]byte
 	err   error
+
+	verified verifiedCache
+}
+
+// verifiedCache remembers, for a few minutes, that a password was checked
+// against a user's bcrypt hash, so a client that asks for a token per push
+// (docker, crane, skopeo do) pays bcrypt's ~80 ms once, not on every
+// request. Only a keyed MAC of the password is kept (the key is random per
+// process and never leaves memory), an entry is bound to the hash it was
+// checked against (a changed password misses), and failures are never
+// cached, so guessing still costs a full bcrypt check per attempt.
+type verifiedCache struct {
+	mu      sync.Mutex
+	key     [32]byte
+	entries map[string]verifiedEntry
+	now     func() time.Time
+}
+
+type verifiedEntry struct {
+	hash    string // the stored bcrypt hash the password matched
+	mac     [32]byte
+	expires time.Time
+}
+
+const (
+	verifiedTTL        = 5 * time.Minute
+	verifiedMaxEntries = 10000
+)
+
+func (c *verifiedCache) mac(password string) [32]byte {
+	m := hmac.New(sha256.New, c.key[:])
+	m.Write([]byte(password))
+	var out [32]byte
+	copy(out[:], m.Sum(nil))
+	return out
+}
+
+func (c *verifiedCache) ok(username string, hash []byte, password string) bool {
+	c.mu.Lock()
+	e, found := c.entries[username]
+	c.mu.Unlock()
+	if !found || e.hash != string(hash) || c.now().After(e.expires) {
+		return false
+	}
+	m := c.mac(password)
+	return hmac.Equal(e.mac[:], m[:])
+}
+
+func (c *verifiedCache) remember(username string, hash []byte, password string) {
+	m := c.mac(password)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= verifiedMaxEntries {
+		c.entries = map[string]verifiedEntry{}
+	}
+	c.entries[username] = verifiedEntry{hash: string(hash), mac: m, expires: c.now().Add(verifiedTTL)}
 }
 
 // NewHtpasswd loads path. Errors name the file, the line and the fix.
@@ -42,6 +101,10 @@ func NewHtpasswd(path string) (*Htpasswd, error) {
 		return nil, err
 	}
 	h := &Htpasswd{path: path, dummy: dummy}
+	h.verified.now = time.Now
+	if _, err := rand.Read(h.verified.key[:]); err != nil {
+		return nil, err
+	}
 	if err := h.reload(); err != nil {
 		return nil, err
 	}
@@ -65,9 +128,13 @@ func (h *Htpasswd) Authenticate(_ context.Context, username, password string) (*
 		_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(password))
 		return nil, fmt.Errorf("htpasswd %s: no user %q: %w", h.path, username, ErrUnknownUser)
 	}
+	if h.verified.ok(username, hash, password) {
+		return &Identity{Name: username, Source: "htpasswd"}, nil
+	}
 	if err := bcrypt.CompareHashAndPassword(hash, []byte(password)); err != nil {
 		return nil, fmt.Errorf("htpasswd %s: wrong password for %q: %w", h.path, username, ErrInvalidCredentials)
 	}
+	h.verified.remember(username, hash, password)
 	return &Identity{Name: username, Source: "htpasswd"}, nil
 }
 
