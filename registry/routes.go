@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
@@ -37,21 +38,23 @@ type route struct {
 
 // referrersPath matches /v2/<name>/referrers/<digest>; the name is checked
 // against the distribution grammar separately.
-var referrersPath = regexp.MustCompile(`^/v2/(.+)/referrers/([^/]+)$`)
+// Compiled on first use: the sigil binary is also the container init and
+// monitor, and every process pays for package initialisation.
+var referrersPath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/v2/(.+)/referrers/([^/]+)$`) })
 
-var anchoredName = regexp.MustCompile(`^` + reference.NameRegexp.String() + `$`)
+var anchoredName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^` + reference.NameRegexp.String() + `$`) })
 
 // v2Router only classifies requests (distribution's own router serves
 // them): the same grammar, so Sigil and distribution never disagree on what
 // a path names.
-var v2Router = v2.Router()
+var v2Router = sync.OnceValue(v2.Router)
 
 func classify(req *http.Request) route {
-	if m := referrersPath.FindStringSubmatch(req.URL.Path); m != nil && anchoredName.MatchString(m[1]) {
+	if m := referrersPath().FindStringSubmatch(req.URL.Path); m != nil && anchoredName().MatchString(m[1]) {
 		return route{name: routeReferrers, repository: m[1], reference: m[2]}
 	}
 	var match mux.RouteMatch
-	if !v2Router.Match(req, &match) || match.Route == nil {
+	if !v2Router().Match(req, &match) || match.Route == nil {
 		return route{name: routeOther}
 	}
 	rt := route{name: match.Route.GetName(), repository: match.Vars["name"]}
