@@ -111,6 +111,8 @@ func (c *VerdictCache) put(key, ref string, d digest.Digest, s *policy.Signer, n
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("verdict cache: %w", err)
 	}
+	// Not synced (unlike records): a verdict lost in a crash is only
+	// computed again, and a warm run should not wait for the disk.
 	f, err := os.CreateTemp(c.dir, ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("verdict cache: %w", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 	"github.com/sigil-project/sigil/signing"
 )
 
@@ -59,10 +60,10 @@ asked twice on the terminal.`,
 			if err != nil {
 				return err
 			}
-			if err := writeFileAtomic(keyFile, priv, 0o600); err != nil {
+			if err := atomicfile.WriteFile(keyFile, priv, 0o600); err != nil {
 				return fmt.Errorf("key generate: %w", err)
 			}
-			if err := writeFileAtomic(pubFile, pub, 0o644); err != nil {
+			if err := atomicfile.WriteFile(pubFile, pub, 0o644); err != nil {
 				return fmt.Errorf("key generate: %w", err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "Private key written to %s\nPublic key written to %s\n", keyFile, pubFile)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 	"github.com/sigil-project/sigil/signing"
 	"github.com/sigil-project/sigil/signing/policy"
 )
@@ -290,27 +291,5 @@ func (a *app) savePolicy(p *policy.Policy) error {
 	if err := os.MkdirAll(filepath.Dir(a.opts.policy), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(a.opts.policy, b, mode)
-}
-
-// writeFileAtomic writes name through a temporary file in the same
-// directory, synced, then renamed over it.
-func writeFileAtomic(name string, data []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr, os.Chmod(tmp, mode)); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(a.opts.policy, b, mode)
 }
