@@ -820,3 +820,43 @@ func TestRegistryConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryDockerLogin runs the real docker CLI's login. There is no
+// Docker engine here; docker 28 then logs in from the client itself, with
+// the OAuth2 password grant, and stores the identity (refresh) token it
+// gets, as it does against Docker Hub.
+func TestRegistryDockerLogin(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("the docker CLI is not installed")
+	}
+	e := newRegEnv(t)
+	dir := filepath.Join(e.dir, "docker-cli")
+	env := []string{"DOCKER_CONFIG=" + dir}
+	login := func(password string) toolResult {
+		cmd := exec.Command("docker", "login", e.host, "-u", ldaptest.Alice, "--password-stdin")
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdin = strings.NewReader(password + "\n")
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return toolResult{stdout: stdout.String(), stderr: stderr.String(), err: err}
+	}
+	if r := login("wrong-password"); r.err == nil || strings.Contains(r.stdout, "Login Succeeded") {
+		t.Fatalf("docker login with a wrong password: %s", r)
+	}
+	if fileExists(filepath.Join(dir, "config.json")) {
+		b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+		if strings.Contains(string(b), e.host) {
+			t.Errorf("a refused docker login was saved: %s", b)
+		}
+	}
+	if r := login(ldaptest.Password(ldaptest.Alice)); r.err != nil || !strings.Contains(r.stdout, "Login Succeeded") {
+		t.Fatalf("docker login: %s", r)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil || !strings.Contains(string(b), `"identitytoken"`) {
+		t.Errorf("docker's config after login = %s, %v; want an identity token for %s", b, err, e.host)
+	}
+	e.wantAudit(audit.Event{User: ldaptest.Alice, Action: audit.Login, Outcome: audit.Success})
+	e.noSecrets(ldaptest.Password(ldaptest.Alice))
+}
