@@ -304,5 +304,13 @@ func TestKilledForegroundRunTakesItsContainer(t *testing.T) {
 	if out, _ := exec.Command("pgrep", "-f", "sleep 1000").Output(); len(out) != 0 {
 		t.Errorf("the container's process outlived its killed sigil run: pids %s", out)
 	}
+	// Whoever noticed the death released the container's mounts (rootfs,
+	// pod namespaces), without waiting for 'sigil rm'.
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		if strings.Contains(line, e.state) {
+			t.Errorf("still mounted after the supervisor's death was noticed: %s", line)
+		}
+	}
 	e.mustSigil("rm", "orphan")
 }

@@ -264,10 +264,12 @@ func (m *Manager) refresh(ctx context.Context, r *record) (*record, error) {
 		return r, nil
 	}
 	wasRunning := r.Status == StatusRunning
+	changed := false
 	updated, err := m.update(ctx, r.ID, func(cur *record) {
 		if cur.Status == StatusExited || cur.Owner != r.Owner {
 			return
 		}
+		changed = true
 		if cur.Status == StatusRunning {
 			cur.Status = StatusExited
 			cur.ExitCode = ExitCodeUnknown
@@ -287,6 +289,15 @@ func (m *Manager) refresh(ctx context.Context, r *record) (*record, error) {
 	}
 	if wasRunning {
 		m.logger.WarnContext(ctx, "container supervisor died", "container_id", r.ID, "owner_pid", r.Owner.Pid)
+	}
+	if changed {
+		// The supervisor died before releasing what the container held
+		// (its rootfs mount, cgroups, pod namespaces): whoever notices
+		// first releases them, so nothing stays mounted until 'sigil rm'.
+		log := m.logger.With("container_id", r.ID, "pod_id", r.PodID)
+		if err := m.teardown(ctx, updated, log); err != nil {
+			log.WarnContext(ctx, "releasing a dead supervisor's container", "error", err)
+		}
 	}
 	return updated, nil
 }
