@@ -19,10 +19,6 @@ import (
 	"github.com/sigil-project/sigil/runtime/local"
 )
 
-func init() {
-	subcommands = append(subcommands, newPsCommand, newLogsCommand, newExecCommand, newStopCommand, newRmCommand, newInspectCommand)
-}
-
 // containers is the container manager over --root and --state.
 func (a *app) containers() (*container.Manager, error) {
 	return container.New(a.opts.root, a.opts.state, container.WithLogger(a.logger))

@@ -26,8 +26,6 @@ import (
 	"github.com/sigil-project/sigil/signing/policy"
 )
 
-func init() { subcommands = append(subcommands, newCRICommand) }
-
 type criFlags struct {
 	socket      string
 	cniConfDir  string

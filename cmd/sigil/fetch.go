@@ -16,8 +16,6 @@ import (
 	"github.com/sigil-project/sigil/runtime/resolve"
 )
 
-func init() { subcommands = append(subcommands, newFetchCommand) }
-
 // fetchOptions are the flags shared by fetch and run.
 type fetchOptions struct {
 	platform     string

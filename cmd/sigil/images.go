@@ -15,10 +15,6 @@ import (
 	"github.com/sigil-project/sigil/signing"
 )
 
-func init() {
-	subcommands = append(subcommands, newImagesCommand, newImageCommand)
-}
-
 func newImagesCommand(a *app) *cobra.Command {
 	var quiet, digests bool
 	cmd := &cobra.Command{
@@ -142,8 +138,6 @@ func newGCCommand(a *app) *cobra.Command {
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only report what would be removed")
 	return cmd
 }
-
-func init() { subcommands = append(subcommands, newGCCommand) }
 
 func splitName(name string) (repo, tag string) {
 	if i := strings.LastIndex(name, "@"); i >= 0 {

@@ -12,8 +12,6 @@ import (
 	"github.com/sigil-project/sigil/signing"
 )
 
-func init() { subcommands = append(subcommands, newKeyCommand) }
-
 func newKeyCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "key",

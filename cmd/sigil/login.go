@@ -15,8 +15,6 @@ import (
 	"github.com/sigil-project/sigil/runtime/remote"
 )
 
-func init() { subcommands = append(subcommands, newLoginCommand) }
-
 func newLoginCommand(a *app) *cobra.Command {
 	var user, password, authFile string
 	var passwordStdin bool

@@ -23,8 +23,6 @@ import (
 	"github.com/sigil-project/sigil/registry/config"
 )
 
-func init() { subcommands = append(subcommands, newRegistryCommand) }
-
 // defaultRegistryConfig is where `sigil registry` looks without --config.
 const defaultRegistryConfig = "/etc/sigil/registry.yaml"
 

@@ -53,7 +53,14 @@ func newRootCommand() *cobra.Command {
 	_ = f.MarkHidden("cpuprofile")
 	cmd.PersistentPostRunE = func(*cobra.Command, []string) error { a.stopProfile(); return nil }
 
-	for _, add := range subcommands {
+	// The command tree, in the order help lists it.
+	for _, add := range []func(*app) *cobra.Command{
+		newFetchCommand, newVerifyCommand, newRunCommand,
+		newPsCommand, newLogsCommand, newExecCommand, newStopCommand, newRmCommand, newInspectCommand,
+		newImagesCommand, newImageCommand, newGCCommand, newLoginCommand,
+		newKeyCommand, newSignCommand, newTrustCommand,
+		newRegistryCommand, newCRICommand,
+	} {
 		cmd.AddCommand(add(a))
 	}
 	return cmd
@@ -61,10 +68,6 @@ func newRootCommand() *cobra.Command {
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-// subcommands is filled by the init functions of the files that define
-// commands, one file per command, so adding one touches no shared list.
-var subcommands []func(*app) *cobra.Command
 
 // microseconds prints log times to the microsecond: a container starts in
 // tens of milliseconds, and the debug log is how its phases are timed.

@@ -16,8 +16,6 @@ import (
 	"github.com/sigil-project/sigil/runtime/spec"
 )
 
-func init() { subcommands = append(subcommands, newRunCommand) }
-
 type runFlags struct {
 	fetch                            fetchOptions
 	rm, detach, interactive, tty     bool

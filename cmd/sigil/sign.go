@@ -11,8 +11,6 @@ import (
 	"github.com/sigil-project/sigil/signing"
 )
 
-func init() { subcommands = append(subcommands, newSignCommand) }
-
 func newSignCommand(a *app) *cobra.Command {
 	var keyFile string
 	var referrer bool

@@ -19,8 +19,6 @@ import (
 	"github.com/sigil-project/sigil/signing/policy"
 )
 
-func init() { subcommands = append(subcommands, newTrustCommand) }
-
 func newTrustCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "trust",

@@ -16,8 +16,6 @@ import (
 	"github.com/sigil-project/sigil/signing/policy"
 )
 
-func init() { subcommands = append(subcommands, newVerifyCommand) }
-
 // verifyReport is what sigil verify prints, as text or JSON. A refusal
 // carries the same image, digest, scope, code and message in both.
 type verifyReport struct {
