@@ -16,7 +16,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/crypto/bcrypt"
-	"golang.org/x/sys/unix"
+
+	"github.com/sigil-project/sigil/runtime/lockfile"
 )
 
 // RobotPrefix starts the user name a robot account logs in with: the robot
@@ -289,7 +290,7 @@ func (s *Robots) update(ctx context.Context, change func(*robotFile) error) erro
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("robot accounts: %w", err)
 	}
-	unlock, err := lockFile(ctx, s.path+".lock")
+	unlock, err := lockfile.Lock(ctx, s.path+".lock")
 	if err != nil {
 		return fmt.Errorf("robot accounts: %w", err)
 	}
@@ -321,29 +322,4 @@ func checkRobotName(name string) error {
 		return fmt.Errorf("robot name %q: use 1 to 64 lowercase letters and digits, separated by '.', '_' or '-': %w", name, errdefs.ErrInvalidArgument)
 	}
 	return nil
-}
-
-// lockFile takes an exclusive flock(2) on path, waiting until it is free
-// or ctx ends. The kernel drops it if the process dies.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }

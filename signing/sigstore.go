@@ -139,7 +139,7 @@ func (v *SigstoreVerifier) VerifySigstore(ctx context.Context, ref string, d dig
 				best = best.max(fail)
 				continue
 			}
-			tr.add("%s: accepted: %s", c.where, describeSigner(s))
+			tr.add("%s: accepted: %s", c.where, s.String())
 			if v.cache != nil {
 				if err := v.cache.put(cacheKey, ref, d, s, v.now(), cacheNotAfter(c, m)); err != nil {
 					// A cache that cannot be written costs time, not safety.
@@ -545,26 +545,6 @@ func sameKey(k any, c *candidate, keyVerifier signature.Verifier) bool {
 		pub, err := keyVerifier.PublicKey()
 		return err == nil && cryptoutils.EqualKeys(pub, k) == nil
 	}
-}
-
-func describeSigner(s *policy.Signer) string {
-	var parts []string
-	if s.Key != "" {
-		parts = append(parts, "key "+s.Key)
-	}
-	if s.KeyID != "" {
-		parts = append(parts, "KeyID "+s.KeyID)
-	}
-	if s.Subject != "" {
-		parts = append(parts, "subject "+s.Subject)
-	}
-	if s.Issuer != "" {
-		parts = append(parts, "issuer "+s.Issuer)
-	}
-	if s.SignedIdentity != "" {
-		parts = append(parts, "identity "+s.SignedIdentity)
-	}
-	return strings.Join(parts, ", ")
 }
 
 func (m *material) describe() string {

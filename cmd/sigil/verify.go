@@ -246,7 +246,7 @@ func printVerifyText(w io.Writer, rep *verifyReport, explain bool) {
 		}
 	}
 	for _, s := range rep.Signers {
-		fmt.Fprintf(w, "Signer:   %s\n", signerText(s))
+		fmt.Fprintf(w, "Signer:   %s\n", s.String())
 	}
 	if explain {
 		fmt.Fprintln(w, "Steps:")
@@ -254,24 +254,4 @@ func printVerifyText(w io.Writer, rep *verifyReport, explain bool) {
 			fmt.Fprintf(w, "  %2d. %s\n", i+1, s)
 		}
 	}
-}
-
-func signerText(s *policy.Signer) string {
-	var parts []string
-	if s.Key != "" {
-		parts = append(parts, s.Key)
-	}
-	if s.KeyID != "" {
-		parts = append(parts, "KeyID "+s.KeyID)
-	}
-	if s.Subject != "" {
-		parts = append(parts, "subject "+s.Subject)
-	}
-	if s.Issuer != "" {
-		parts = append(parts, "issuer "+s.Issuer)
-	}
-	if s.SignedIdentity != "" {
-		parts = append(parts, "signed as "+s.SignedIdentity)
-	}
-	return strings.Join(parts, ", ")
 }

@@ -53,6 +53,31 @@ type Signer struct {
 	SignedIdentity string `json:"signedIdentity,omitempty"`
 }
 
+// String describes the signer for people: "key /etc/keys/a.pub, KeyID …,
+// subject …, issuer …, signed as …", the parts that are known.
+func (s *Signer) String() string {
+	if s == nil {
+		return ""
+	}
+	var parts []string
+	if s.Key != "" {
+		parts = append(parts, "key "+s.Key)
+	}
+	if s.KeyID != "" {
+		parts = append(parts, "KeyID "+s.KeyID)
+	}
+	if s.Subject != "" {
+		parts = append(parts, "subject "+s.Subject)
+	}
+	if s.Issuer != "" {
+		parts = append(parts, "issuer "+s.Issuer)
+	}
+	if s.SignedIdentity != "" {
+		parts = append(parts, "signed as "+s.SignedIdentity)
+	}
+	return strings.Join(parts, ", ")
+}
+
 // SignatureVerifier checks sigstoreSigned requirements. ref is the
 // normalised reference the image was requested as (docker:
 // "docker.io/library/busybox:latest", possibly with "@digest"; oci:
