@@ -166,6 +166,9 @@ func LoadWithDigest(path string) (*Policy, digest.Digest, error) {
 // Parse parses and validates a containers-policy.json document. Errors are
 // *FormatError.
 func Parse(data []byte) (*Policy, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, &FormatError{Err: errors.New(`the file is empty; a policy needs at least "default", e.g. {"default": [{"type": "reject"}]}`)}
+	}
 	var top struct {
 		Default    json.RawMessage                       `json:"default"`
 		Transports map[string]map[string]json.RawMessage `json:"transports"`

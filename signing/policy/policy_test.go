@@ -381,3 +381,12 @@ func TestValidateEditedPolicy(t *testing.T) {
 		t.Error("empty requirements accepted")
 	}
 }
+
+func TestParseEmptyFileSaysSo(t *testing.T) {
+	for _, data := range []string{"", "  \n"} {
+		_, err := Parse([]byte(data))
+		if err == nil || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("Parse(%q) = %v, want an error saying the file is empty", data, err)
+		}
+	}
+}
