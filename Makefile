@@ -18,8 +18,12 @@ STATICCHECK := $(GOBIN)/staticcheck
 help: ## show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build ./bin/sigil
-	$(GO) build $(GOFLAGS_T) -o $(BIN) ./cmd/sigil
+SHIM := cmd/sigil/shim/shim.bin
+
+build: ## build ./bin/sigil (with the runtime shim embedded, see cmd/sigil/shim)
+	$(GO) build $(GOFLAGS_T) -ldflags=-s -o $(SHIM) ./cmd/sigil/shim
+	sha256sum $(SHIM) | cut -c1-64 > cmd/sigil/shim/shim.sha256
+	$(GO) build -tags "$(TAGS) sigil_shim" -o $(BIN) ./cmd/sigil
 
 deps: ## install what the tests need (apt-get, go install) when missing
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -59,4 +63,4 @@ demo: deps build ## end to end on embedded defaults: sign, verify, fetch, run; t
 	tests/scripts/registry-demo.sh
 
 clean: ## remove build output
-	rm -rf bin
+	rm -rf bin $(SHIM) cmd/sigil/shim/shim.sha256

@@ -20,8 +20,18 @@ import (
 )
 
 // containers is the container manager over --root and --state.
+// Detached containers' monitors run the embedded runtime shim when this
+// build has one (see shim.go).
 func (a *app) containers() (*container.Manager, error) {
-	return container.New(a.opts.root, a.opts.state, container.WithLogger(a.logger))
+	opts := []container.Option{container.WithLogger(a.logger)}
+	shim, err := a.shimPath()
+	if err != nil {
+		return nil, err
+	}
+	if shim != "" {
+		opts = append(opts, container.WithExecutable(shim))
+	}
+	return container.New(a.opts.root, a.opts.state, opts...)
 }
 
 func readImageConfig(ctx context.Context, s *local.Stores, img *images.Image) (*ocispec.Image, error) {

@@ -97,9 +97,15 @@ func (a *app) criServe(ctx context.Context, f criFlags) error {
 	if err != nil {
 		return err
 	}
-	exe, err := os.Executable()
+	// Monitors run the embedded runtime shim when this build has one.
+	exe, err := a.shimPath()
 	if err != nil {
 		return err
+	}
+	if exe == "" {
+		if exe, err = os.Executable(); err != nil {
+			return err
+		}
 	}
 	var binDirs []string
 	for _, d := range strings.Split(f.cniBinDir, ":") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
@@ -144,6 +145,16 @@ func (a *app) run(cmd *cobra.Command, f runFlags, ref string, args []string) err
 		fmt.Fprintln(cmd.OutOrStdout(), id)
 		return nil
 	}
+	if shim, err := a.shimPath(); err != nil {
+		releaseSnapshot()
+		return err
+	} else if shim != "" {
+		// Become the small runtime shim for the rest of the run, keeping
+		// this process, its standard streams and its exit code: the
+		// container's init is then re-executed from the shim, not from
+		// the whole of sigil (see shim.go and cmd/sigil/shim).
+		return a.execShim(shim, container.RunRequest{Options: co, Stdin: f.interactive, MemoryLimit: f.memory}, mgr, releaseSnapshot)
+	}
 	stdio := container.IO{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
 	if f.interactive {
 		stdio.Stdin = cmd.InOrStdin()
@@ -250,4 +261,20 @@ func readEnvFile(path string) ([]string, error) {
 		return nil, fmt.Errorf("--env-file %s: %w", path, err)
 	}
 	return out, nil
+}
+
+// execShim replaces this process with the runtime shim running req. It
+// returns only if the exec failed.
+func (a *app) execShim(shim string, req container.RunRequest, mgr *container.Manager, release func()) error {
+	path, err := mgr.WriteRunRequest(req)
+	if err != nil {
+		release()
+		return err
+	}
+	a.stopProfile()
+	argv := []string{shim, container.RunCommand, "--root=" + a.opts.root, "--state=" + a.opts.state, "--log-level=" + a.opts.logLevel, path}
+	err = syscall.Exec(shim, argv, os.Environ())
+	os.Remove(path)
+	release()
+	return fmt.Errorf("run the runtime shim %s: %w", shim, err)
 }
