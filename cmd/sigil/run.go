@@ -152,8 +152,10 @@ func (a *app) run(cmd *cobra.Command, f runFlags, ref string, args []string) err
 		// Become the small runtime shim for the rest of the run, keeping
 		// this process, its standard streams and its exit code: the
 		// container's init is then re-executed from the shim, not from
-		// the whole of sigil (see shim.go and cmd/sigil/shim).
-		return a.execShim(shim, container.RunRequest{Options: co, Stdin: f.interactive, MemoryLimit: f.memory}, mgr, releaseSnapshot)
+		// the whole of sigil (see shim.go and cmd/sigil/shim). If the
+		// exec fails, run the container from here instead.
+		err := a.execShim(shim, container.RunRequest{Options: co, Stdin: f.interactive, MemoryLimit: f.memory}, mgr)
+		a.logger.Warn("running the container without the runtime shim", "error", err)
 	}
 	stdio := container.IO{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
 	if f.interactive {
@@ -264,17 +266,15 @@ func readEnvFile(path string) ([]string, error) {
 }
 
 // execShim replaces this process with the runtime shim running req. It
-// returns only if the exec failed.
-func (a *app) execShim(shim string, req container.RunRequest, mgr *container.Manager, release func()) error {
+// returns only if that failed.
+func (a *app) execShim(shim string, req container.RunRequest, mgr *container.Manager) error {
 	path, err := mgr.WriteRunRequest(req)
 	if err != nil {
-		release()
 		return err
 	}
 	a.stopProfile()
 	argv := []string{shim, container.RunCommand, "--root=" + a.opts.root, "--state=" + a.opts.state, "--log-level=" + a.opts.logLevel, path}
 	err = syscall.Exec(shim, argv, os.Environ())
 	os.Remove(path)
-	release()
 	return fmt.Errorf("run the runtime shim %s: %w", shim, err)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sigil-project/sigil/runtime/atomicfile"
 )
 
@@ -29,6 +31,13 @@ func (a *app) shimPath() (string, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("runtime shim: %w (choose another --state)", err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && st.Flags&unix.ST_NOEXEC != 0 {
+		// Nothing can be executed from there: run containers through
+		// sigil itself, slower to start but the same.
+		a.logger.Debug("state directory is mounted noexec; not using the runtime shim", "dir", dir)
+		return "", nil
 	}
 	if err := atomicfile.WriteFile(path, shimBinary, 0o500); err != nil {
 		return "", fmt.Errorf("runtime shim: %w", err)
