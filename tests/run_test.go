@@ -314,3 +314,37 @@ func TestKilledForegroundRunTakesItsContainer(t *testing.T) {
 	}
 	e.mustSigil("rm", "orphan")
 }
+
+// TestRuntimeShimSupervisesContainers checks that a binary built by
+// `make build` runs detached containers' monitors from its embedded
+// runtime shim, written once under --state.
+func TestRuntimeShimSupervisesContainers(t *testing.T) {
+	e := newEnv(t)
+	bb, _ := e.images(t)
+	id := strings.TrimSpace(e.mustSigil("run", "-d", "-q", bb, "sleep", "60").stdout)
+	shims, _ := filepath.Glob(filepath.Join(e.state, "shim", "sigil-shim-*"))
+	if len(shims) == 0 {
+		t.Skip("this sigil was built without the runtime shim (plain go build); make build embeds it")
+	}
+	fi, err := os.Stat(shims[0])
+	if err != nil || fi.Mode().Perm() != 0o500 {
+		t.Errorf("shim %s mode = %v, %v; want 0500", shims[0], fi.Mode(), err)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	found := false
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if !strings.Contains(string(b), "__sigil-monitor") || !strings.Contains(string(b), id) {
+			continue
+		}
+		found = true
+		exe, _ := os.Readlink(filepath.Join(filepath.Dir(p), "exe"))
+		if exe != shims[0] {
+			t.Errorf("monitor of %s runs %q, want the shim %s", id[:12], exe, shims[0])
+		}
+	}
+	if !found {
+		t.Errorf("no monitor process found for %s", id[:12])
+	}
+	e.mustSigil("rm", "-f", id)
+}
