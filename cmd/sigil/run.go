@@ -95,6 +95,7 @@ func (a *app) run(cmd *cobra.Command, f runFlags, ref string, args []string) err
 	if err != nil {
 		return err
 	}
+	a.logger.Debug("image ready", "ref", img.Name, "digest", img.Target.Digest)
 	stores, err := a.stores(ctx)
 	if err != nil {
 		return err
@@ -272,6 +273,7 @@ func (a *app) execShim(shim string, req container.RunRequest, mgr *container.Man
 	if err != nil {
 		return err
 	}
+	a.logger.Debug("handing the run to the runtime shim", "shim", shim, "container_id", req.Options.ID)
 	a.stopProfile()
 	argv := []string{shim, container.RunCommand, "--root=" + a.opts.root, "--state=" + a.opts.state, "--log-level=" + a.opts.logLevel, path}
 	err = syscall.Exec(shim, argv, os.Environ())
