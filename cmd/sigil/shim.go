@@ -46,5 +46,14 @@ func (a *app) shimPath() (string, error) {
 	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, shimBinary) {
 		return "", fmt.Errorf("runtime shim %s does not hold what sigil embeds; remove it and retry", path)
 	}
+	// Shims of earlier sigil builds are no longer started; monitors still
+	// running one keep its inode, so removing the file is safe.
+	if old, err := filepath.Glob(filepath.Join(dir, "sigil-shim-*")); err == nil {
+		for _, o := range old {
+			if o != path {
+				os.Remove(o)
+			}
+		}
+	}
 	return path, nil
 }
