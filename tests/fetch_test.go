@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -121,29 +120,13 @@ func TestConcurrentFetchDownloadsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := e.push("conc/app:1", img)
-	layers, _ := img.Layers()
 	e.reg.Reset()
-	var wg sync.WaitGroup
-	results := make([]result, 10)
-	for i := range results {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], _ = e.sigil("fetch", "-q", ref)
-		}()
-	}
-	wg.Wait()
-	for i, r := range results {
+	for i, r := range e.concurrently(10, "fetch", "-q", ref) {
 		if r.code != 0 {
 			t.Errorf("concurrent fetch %d: %v", i, r)
 		}
 	}
-	for _, l := range layers {
-		d, _ := l.Digest()
-		if n := e.reg.Count("GET", "/v2/conc/app/blobs/"+d.String()); n != 1 {
-			t.Errorf("layer %s was downloaded %d times by 10 concurrent fetches, want 1", d, n)
-		}
-	}
+	e.wantEachLayerOnce(img, "conc/app", "10 concurrent fetches")
 }
 
 // TestFetchDrawsProgressOnATerminal runs fetch on a pseudo-terminal (with

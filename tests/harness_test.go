@@ -12,9 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/sigil-project/sigil/tests/testimage"
@@ -158,4 +160,35 @@ func (e *env) mustSigil(args ...string) result {
 		e.t.Fatalf("sigil %s: %v\n%s", strings.Join(args, " "), err, r)
 	}
 	return r
+}
+
+// concurrently runs the same sigil command n times at once.
+func (e *env) concurrently(n int, args ...string) []result {
+	var wg sync.WaitGroup
+	results := make([]result, n)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], _ = e.sigil(args...)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// wantEachLayerOnce checks that every layer of img was requested from
+// the registry's repo exactly once since the last Reset.
+func (e *env) wantEachLayerOnce(img v1.Image, repo, by string) {
+	e.t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, l := range layers {
+		d, _ := l.Digest()
+		if n := e.reg.Count("GET", "/v2/"+repo+"/blobs/"+d.String()); n != 1 {
+			e.t.Errorf("layer %s was downloaded %d times by %s, want 1", d, n, by)
+		}
+	}
 }

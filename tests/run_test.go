@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -198,29 +197,13 @@ func TestConcurrentRunsOfUnfetchedImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := e.push("conc/run:1", img)
-	layers, _ := img.Layers()
 	e.reg.Reset()
-	var wg sync.WaitGroup
-	results := make([]result, 10)
-	for i := range results {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], _ = e.sigil("run", "--rm", "-q", ref, "cat", "/etc/motd")
-		}()
-	}
-	wg.Wait()
-	for i, r := range results {
+	for i, r := range e.concurrently(10, "run", "--rm", "-q", ref, "cat", "/etc/motd") {
 		if r.code != 0 || r.stdout != "layer3\n" {
 			t.Errorf("concurrent run %d: %v", i, r)
 		}
 	}
-	for _, l := range layers {
-		d, _ := l.Digest()
-		if n := e.reg.Count("GET", "/v2/conc/run/blobs/"+d.String()); n != 1 {
-			t.Errorf("layer %s downloaded %d times by 10 concurrent runs, want 1", d, n)
-		}
-	}
+	e.wantEachLayerOnce(img, "conc/run", "10 concurrent runs")
 }
 
 // waitFor polls cond for up to 10 seconds.

@@ -183,11 +183,7 @@ func newStopCommand(a *app) *cobra.Command {
 		Short: "Stop containers: SIGTERM, then SIGKILL after the timeout",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mgr, err := a.containers()
-			if err != nil {
-				return err
-			}
-			return eachContainer(cmd, args, func(ref string) error {
+			return a.eachContainer(cmd, args, func(mgr *container.Manager, ref string) error {
 				return mgr.Stop(cmd.Context(), ref, time.Duration(seconds)*time.Second)
 			})
 		},
@@ -203,11 +199,7 @@ func newRmCommand(a *app) *cobra.Command {
 		Short: "Remove containers (-f: stop running ones first)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mgr, err := a.containers()
-			if err != nil {
-				return err
-			}
-			return eachContainer(cmd, args, func(ref string) error {
+			return a.eachContainer(cmd, args, func(mgr *container.Manager, ref string) error {
 				return mgr.Remove(cmd.Context(), ref, force)
 			})
 		},
@@ -218,10 +210,14 @@ func newRmCommand(a *app) *cobra.Command {
 
 // eachContainer applies fn to every argument, printing each one done, as
 // docker does, and fails if any failed.
-func eachContainer(cmd *cobra.Command, refs []string, fn func(string) error) error {
+func (a *app) eachContainer(cmd *cobra.Command, refs []string, fn func(*container.Manager, string) error) error {
+	mgr, err := a.containers()
+	if err != nil {
+		return err
+	}
 	var failed []string
 	for _, ref := range refs {
-		if err := fn(ref); err != nil {
+		if err := fn(mgr, ref); err != nil {
 			if len(refs) == 1 {
 				return err
 			}
