@@ -27,6 +27,7 @@ LDFLAGS ?= -ldflags="-s -w"
 build: ## build ./bin/sigil (with the runtime shim embedded, see cmd/sigil/shim)
 	$(GO) build $(GOFLAGS_T) $(LDFLAGS) -o $(SHIM) ./cmd/sigil/shim
 	sha256sum $(SHIM) | cut -c1-64 > cmd/sigil/shim/shim.sha256
+	printf '#define SIGIL_SHIM_NAME "sigil-shim-%s"\n' "$$(cut -c1-16 cmd/sigil/shim/shim.sha256)" > cmd/sigil/shim_name.h
 	$(GO) build -tags "$(TAGS) sigil_shim" $(LDFLAGS) -o $(BIN) ./cmd/sigil
 
 deps: ## install what the tests need (apt-get, go install) when missing
@@ -67,4 +68,4 @@ demo: deps build ## end to end on embedded defaults: sign, verify, fetch, run; t
 	tests/scripts/registry-demo.sh
 
 clean: ## remove build output
-	rm -rf bin $(SHIM) cmd/sigil/shim/shim.sha256
+	rm -rf bin $(SHIM) cmd/sigil/shim/shim.sha256 cmd/sigil/shim_name.h

@@ -9,6 +9,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/sigil-project/sigil/signing/policy"
+	"github.com/sigil-project/sigil/signing/verdicts"
 )
 
 // benchSetup signs an image on a loopback registry and writes a policy
@@ -51,7 +52,7 @@ func newVerifierFromFile(b *testing.B, policyPath, root string, cached bool) *Im
 	}
 	opts := []VerifierOption{}
 	if cached {
-		opts = append(opts, WithVerdictCache(NewVerdictCache(filepath.Join(root, "verdicts"), sum)))
+		opts = append(opts, WithVerdictCache(verdicts.New(filepath.Join(root, "verdicts"), sum)))
 	}
 	iv, err := NewImageVerifier(p, policy.WithSignatureVerifier(NewSigstoreVerifier(NewRegistryLocator(newClient(), nil), opts...)))
 	if err != nil {

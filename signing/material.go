@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"hash"
 	"strconv"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
@@ -17,10 +16,11 @@ import (
 	"github.com/sigstore/sigstore/pkg/tuf"
 
 	"github.com/sigil-project/sigil/signing/policy"
+	"github.com/sigil-project/sigil/signing/verdicts"
 )
 
 // ReadFileFunc reads a file a policy names (keyPath, caRootsPath, ...).
-type ReadFileFunc func(path string) ([]byte, error)
+type ReadFileFunc = verdicts.ReadFileFunc
 
 // trustedKey is one public key a requirement trusts.
 type trustedKey struct {
@@ -48,8 +48,8 @@ type material struct {
 	rekor *cosign.TrustedTransparencyLogPubKeys
 	// rekorKeys mirrors rekor for bundle (sigstore-go) verification.
 	rekorKeys []crypto.PublicKey
-	// fingerprint hashes the requirement and every byte of key material,
-	// so a verdict cached for it is never reused once a key file changes.
+	// fingerprint is verdicts.Fingerprint of the requirement: the key
+	// under which an acceptance is cached.
 	fingerprint []byte
 }
 
@@ -67,16 +67,15 @@ func KeyID(pub crypto.PublicKey) (string, error) {
 // loadMaterial reads what req names. Errors here are problems with the
 // policy or its files, not verdicts on the image.
 func loadMaterial(req *policy.SigstoreSigned, read ReadFileFunc) (*material, error) {
-	m := &material{}
-	h := sha256.New()
-	reqJSON, err := req.MarshalJSON()
+	// The fingerprint and the keys come from the same bytes.
+	read = verdicts.MemoReadFile(read)
+	fp, err := verdicts.Fingerprint(req, read)
 	if err != nil {
 		return nil, err
 	}
-	writeField(h, "requirement", reqJSON)
+	m := &material{fingerprint: fp}
 
 	addKeys := func(name string, data []byte) error {
-		writeField(h, name, data)
 		keys, err := parsePublicKeys(name, data)
 		if err != nil {
 			return err
@@ -113,12 +112,12 @@ func loadMaterial(req *policy.SigstoreSigned, read ReadFileFunc) (*material, err
 			}
 		}
 	case req.PKI != nil:
-		c, err := loadCertRoots(h, "pki caRoots", req.PKI.CARootsPath, req.PKI.CARootsData, read)
+		c, err := loadCertRoots("pki caRoots", req.PKI.CARootsPath, req.PKI.CARootsData, read)
 		if err != nil {
 			return nil, err
 		}
 		if req.PKI.CAIntermediatesPath != "" || req.PKI.CAIntermediatesData != nil {
-			inter, err := loadPEMData(h, "pki caIntermediates", req.PKI.CAIntermediatesPath, req.PKI.CAIntermediatesData, read)
+			inter, err := loadPEMData("pki caIntermediates", req.PKI.CAIntermediatesPath, req.PKI.CAIntermediatesData, read)
 			if err != nil {
 				return nil, err
 			}
@@ -133,7 +132,7 @@ func loadMaterial(req *policy.SigstoreSigned, read ReadFileFunc) (*material, err
 		c.email, c.hostname = req.PKI.SubjectEmail, req.PKI.SubjectHostname
 		m.certs = c
 	case req.Fulcio != nil:
-		c, err := loadCertRoots(h, "fulcio ca", req.Fulcio.CAPath, req.Fulcio.CAData, read)
+		c, err := loadCertRoots("fulcio ca", req.Fulcio.CAPath, req.Fulcio.CAData, read)
 		if err != nil {
 			return nil, err
 		}
@@ -146,27 +145,23 @@ func loadMaterial(req *policy.SigstoreSigned, read ReadFileFunc) (*material, err
 	var rekorPEMs [][]byte
 	switch {
 	case req.RekorPublicKeyPath != "":
-		d, err := loadPEMData(h, "rekorPublicKeyPath", req.RekorPublicKeyPath, nil, read)
+		d, err := loadPEMData("rekorPublicKeyPath", req.RekorPublicKeyPath, nil, read)
 		if err != nil {
 			return nil, err
 		}
 		rekorPEMs = append(rekorPEMs, d)
 	case req.RekorPublicKeyPaths != nil:
 		for _, p := range req.RekorPublicKeyPaths {
-			d, err := loadPEMData(h, "rekorPublicKeyPaths", p, nil, read)
+			d, err := loadPEMData("rekorPublicKeyPaths", p, nil, read)
 			if err != nil {
 				return nil, err
 			}
 			rekorPEMs = append(rekorPEMs, d)
 		}
 	case req.RekorPublicKeyData != nil:
-		writeField(h, "rekorPublicKeyData", req.RekorPublicKeyData)
 		rekorPEMs = append(rekorPEMs, req.RekorPublicKeyData)
 	case req.RekorPublicKeyDatas != nil:
-		for _, d := range req.RekorPublicKeyDatas {
-			writeField(h, "rekorPublicKeyDatas", d)
-			rekorPEMs = append(rekorPEMs, d)
-		}
+		rekorPEMs = append(rekorPEMs, req.RekorPublicKeyDatas...)
 	}
 	if len(rekorPEMs) > 0 {
 		keys := cosign.NewTrustedTransparencyLogPubKeys()
@@ -182,18 +177,10 @@ func loadMaterial(req *policy.SigstoreSigned, read ReadFileFunc) (*material, err
 		}
 		m.rekor = &keys
 	}
-	m.fingerprint = h.Sum(nil)
 	return m, nil
 }
 
-// writeField feeds a length-prefixed field to h, so that no two different
-// inputs hash alike.
-func writeField(h hash.Hash, name string, data []byte) {
-	fmt.Fprintf(h, "%d:%s:%d:", len(name), name, len(data))
-	h.Write(data)
-}
-
-func loadPEMData(h hash.Hash, what, path string, data []byte, read ReadFileFunc) ([]byte, error) {
+func loadPEMData(what, path string, data []byte, read ReadFileFunc) ([]byte, error) {
 	if path != "" {
 		d, err := read(path)
 		if err != nil {
@@ -201,12 +188,11 @@ func loadPEMData(h hash.Hash, what, path string, data []byte, read ReadFileFunc)
 		}
 		data = d
 	}
-	writeField(h, what, data)
 	return data, nil
 }
 
-func loadCertRoots(h hash.Hash, what, path string, data []byte, read ReadFileFunc) (*certRoots, error) {
-	data, err := loadPEMData(h, what, path, data, read)
+func loadCertRoots(what, path string, data []byte, read ReadFileFunc) (*certRoots, error) {
+	data, err := loadPEMData(what, path, data, read)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/sigil-project/sigil/signing/policy"
+	"github.com/sigil-project/sigil/signing/verdicts"
 )
 
 // SigstoreVerifier checks sigstoreSigned requirements: it finds the
@@ -41,7 +42,7 @@ import (
 // A SigstoreVerifier is safe for concurrent use.
 type SigstoreVerifier struct {
 	locator Locator
-	cache   *VerdictCache
+	cache   *verdicts.Cache
 	read    ReadFileFunc
 	logger  *slog.Logger
 	now     func() time.Time
@@ -51,7 +52,7 @@ type SigstoreVerifier struct {
 type VerifierOption func(*SigstoreVerifier)
 
 // WithVerdictCache remembers acceptances in c (default: none).
-func WithVerdictCache(c *VerdictCache) VerifierOption {
+func WithVerdictCache(c *verdicts.Cache) VerifierOption {
 	return func(v *SigstoreVerifier) { v.cache = c }
 }
 
@@ -101,10 +102,8 @@ func (v *SigstoreVerifier) VerifySigstore(ctx context.Context, ref string, d dig
 	}
 	tr.add("requirement trusts %s", m.describe())
 
-	var cacheKey string
 	if v.cache != nil {
-		cacheKey = v.cache.key(ref, d, m.fingerprint)
-		if s, at, ok := v.cache.get(cacheKey, d, v.now()); ok {
+		if s, at, ok := v.cache.Get(ref, d, m.fingerprint, v.now()); ok {
 			tr.add("verdict cache: %s was accepted at %s by this policy and key material; not checked again", shortDigest(d), at.Format(time.RFC3339))
 			return s, nil
 		}
@@ -141,7 +140,7 @@ func (v *SigstoreVerifier) VerifySigstore(ctx context.Context, ref string, d dig
 			}
 			tr.add("%s: accepted: %s", c.where, s.String())
 			if v.cache != nil {
-				if err := v.cache.put(cacheKey, ref, d, s, v.now(), cacheNotAfter(c, m)); err != nil {
+				if err := v.cache.Put(ref, d, m.fingerprint, s, v.now(), cacheNotAfter(c, m)); err != nil {
 					// A cache that cannot be written costs time, not safety.
 					v.logger.DebugContext(ctx, "verdict cache not written", "digest", d, "error", err)
 				}

@@ -20,6 +20,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/sigil-project/sigil/signing/policy"
+	"github.com/sigil-project/sigil/signing/verdicts"
 )
 
 // verifyCode runs the verifier and returns "" for an acceptance or the
@@ -328,12 +329,12 @@ func TestVerifyCache(t *testing.T) {
 	}
 	req := &policy.SigstoreSigned{KeyPath: "/k.pub", SignedIdentity: matchRepository()}
 	ref := reg.host + "/cache/app:1"
-	verifier := func(c *VerdictCache) *SigstoreVerifier {
+	verifier := func(c *verdicts.Cache) *SigstoreVerifier {
 		return NewSigstoreVerifier(NewRegistryLocator(newClient(), nil), WithReadFile(mapFiles(files)), WithVerdictCache(c))
 	}
 	sigReads := func() int { return reg.count("GET /v2/cache/app/manifests/sha256-") }
 
-	cache := NewVerdictCache(dir, digest.FromString("policy v1"))
+	cache := verdicts.New(dir, digest.FromString("policy v1"))
 	if _, err := verifier(cache).VerifySigstore(ctx, ref, desc.Digest, req); err != nil {
 		t.Fatal(err)
 	}
@@ -346,12 +347,33 @@ func TestVerifyCache(t *testing.T) {
 		t.Error("a cached verdict read the registry")
 	}
 
+	// The cache-only Lookup (what the runtime shim judges stored images
+	// with) finds exactly what the full verifier cached, and nothing once
+	// the policy or a key file differs.
+	lookup := func(c *verdicts.Cache) (*policy.Signer, error) {
+		return (&verdicts.Lookup{Cache: c, ReadFile: mapFiles(files)}).VerifySigstore(ctx, ref, desc.Digest, req)
+	}
+	if s, err := lookup(cache); err != nil || s.KeyID != signer.KeyID() {
+		t.Errorf("Lookup of what SigstoreVerifier cached = %+v, %v", s, err)
+	}
+	if _, err := lookup(verdicts.New(dir, digest.FromString("policy v2"))); !errors.Is(err, verdicts.ErrNotCached) {
+		t.Errorf("Lookup under another policy = %v, want ErrNotCached", err)
+	}
+	if _, err := lookup(nil); !errors.Is(err, verdicts.ErrNotCached) {
+		t.Errorf("Lookup without a cache = %v, want ErrNotCached", err)
+	}
+	files["/k.pub"] = append(append([]byte{}, pub...), otherPub...)
+	if _, err := lookup(cache); !errors.Is(err, verdicts.ErrNotCached) {
+		t.Errorf("Lookup after the key file changed = %v, want ErrNotCached", err)
+	}
+	files["/k.pub"] = pub
+
 	for name, c := range map[string]struct {
-		cache *VerdictCache
+		cache *verdicts.Cache
 		ref   string
 		mod   func()
 	}{
-		"policy-changed":  {cache: NewVerdictCache(dir, digest.FromString("policy v2")), ref: ref},
+		"policy-changed":  {cache: verdicts.New(dir, digest.FromString("policy v2")), ref: ref},
 		"other-name":      {cache: cache, ref: reg.host + "/cache/app:2"},
 		"write-only":      {cache: cache.WriteOnly(), ref: ref},
 		"key-file-edited": {cache: cache, ref: ref, mod: func() { files["/k.pub"] = append(append([]byte{}, pub...), otherPub...) }},
@@ -368,7 +390,7 @@ func TestVerifyCache(t *testing.T) {
 		}
 		files["/k.pub"] = pub
 	}
-	if NewVerdictCache(dir, "") != nil {
+	if verdicts.New(dir, "") != nil {
 		t.Error("a policy without a digest got a cache")
 	}
 }

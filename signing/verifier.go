@@ -7,11 +7,11 @@
 // sigstoreSigned requirements it needs a SigstoreVerifier, which reads the
 // signatures of a digest where a Locator says (NewRegistryLocator: the
 // registries.conf endpoints of the image, through runtime/remote) and
-// verifies them offline; a VerdictCache spares stored images the network:
+// verifies them offline; a verdicts.Cache spares stored images the network:
 //
 //	p, sum, err := policy.LoadWithDigest("/etc/sigil/policy.json")
 //	sv := signing.NewSigstoreVerifier(signing.NewRegistryLocator(client, loadRegistriesConf),
-//		signing.WithVerdictCache(signing.NewVerdictCache("/var/lib/sigil/verdicts", sum)))
+//		signing.WithVerdictCache(verdicts.New("/var/lib/sigil/verdicts", sum)))
 //	v, err := signing.NewImageVerifier(p, policy.WithSignatureVerifier(sv))
 //	err = v.VerifyImage(ctx, "docker.io/library/busybox:latest", desc) // nil: accepted
 //
@@ -22,7 +22,6 @@ package signing
 
 import (
 	"context"
-	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -47,11 +46,7 @@ func NewImageVerifier(p *policy.Policy, opts ...policy.Option) (*ImageVerifier, 
 // reference, or oci:DIR:TAG for a layout) at target's digest and returns
 // the whole verdict; a refusal is a *policy.RejectedError.
 func (v *ImageVerifier) Judge(ctx context.Context, name string, target ocispec.Descriptor) (*policy.Verdict, error) {
-	transport, ref := policy.TransportDocker, name
-	if rest, ok := strings.CutPrefix(name, "oci:"); ok {
-		transport, ref = policy.TransportOCI, rest
-	}
-	return v.eval.Evaluate(ctx, transport, ref, target.Digest)
+	return v.eval.EvaluateImage(ctx, name, target.Digest)
 }
 
 // VerifyImage returns nil when the policy accepts the image, else the

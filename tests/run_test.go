@@ -331,3 +331,74 @@ func TestRuntimeShimSupervisesContainers(t *testing.T) {
 	}
 	e.mustSigil("rm", "-f", id)
 }
+
+// TestRunWarmPathIsTheShim checks the runtime shim fronting `sigil run`
+// (a binary built by make build): a stored image that the policy accepts
+// without a signature check runs without starting the full sigil binary,
+// and everything else (a fetch, --pull always, a refusal, a flag error,
+// help) is handed back to it, with the full binary's own messages.
+func TestRunWarmPathIsTheShim(t *testing.T) {
+	e := newEnv(t)
+	bb, _ := e.images(t)
+	const byShim = "the runtime shim runs it"
+	const byFull = "sigil started" // the full binary's first debug line
+	debug := func(args ...string) result {
+		r, err := e.sigil(append([]string{"--log-level", "debug"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	r := debug("run", "--rm", "-q", bb, "echo", "cold")
+	if r.code != 0 || r.stdout != "cold\n" || !strings.Contains(r.stderr, byFull) || strings.Contains(r.stderr, byShim) {
+		t.Fatalf("first run (fetches) must be the full sigil's: %s", r)
+	}
+	if shims, _ := filepath.Glob(filepath.Join(e.state, "shim", "sigil-shim-*")); len(shims) == 0 {
+		t.Skip("this sigil was built without the runtime shim (plain go build); make build embeds it")
+	}
+
+	r = debug("run", "--rm", bb, "sh", "-c", "echo warm; exit 7")
+	if r.code != 7 || r.stdout != "warm\n" || !strings.Contains(r.stderr, byShim) || strings.Contains(r.stderr, byFull) {
+		t.Errorf("warm run of a stored, accepted image must be the shim's, exit 7: %s", r)
+	}
+	id := strings.TrimSpace(debug("run", "-d", bb, "sleep", "60").stdout)
+	if len(id) != 64 {
+		t.Fatalf("run -d through the shim printed %q, want a container ID", id)
+	}
+	if ps := e.mustSigil("ps", "-q"); !strings.Contains(ps.stdout, id[:12]) {
+		t.Errorf("container started by the shim not in ps: %s", ps)
+	}
+	e.mustSigil("rm", "-f", id)
+
+	for name, c := range map[string]struct {
+		args     []string
+		code     int
+		inStderr string
+	}{
+		"pull always": {[]string{"run", "--rm", "-q", "--pull", "always", bb, "true"}, 0, byFull},
+		"flag error":  {[]string{"run", "--memory", "lots", bb, "true"}, 125, `--memory: size "lots"`},
+		"unknown":     {[]string{"run", "--no-such-flag", bb, "true"}, 125, "unknown flag: --no-such-flag"},
+		"not stored":  {[]string{"run", "--pull", "never", e.reg.Host + "/not/here:1", "true"}, 125, "--pull=never"},
+	} {
+		r := debug(c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.inStderr) || strings.Contains(r.stderr, byShim) {
+			t.Errorf("%s: want exit %d from the full sigil, with %q: %s", name, c.code, c.inStderr, r)
+		}
+		if strings.Count(r.stderr, "sigil: ") > 1 {
+			t.Errorf("%s: error reported more than once: %s", name, r)
+		}
+	}
+	if r := debug("run", "--help"); r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
+		t.Errorf("run --help: %s", r)
+	}
+
+	// A policy that now refuses the stored image: the full sigil says why.
+	if err := os.WriteFile(e.policy, []byte(`{"default":[{"type":"reject"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = debug("run", "--rm", bb, "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "POLICY_REJECT") || !strings.Contains(r.stderr, byFull) {
+		t.Errorf("stored image the policy now rejects: want exit 125 POLICY_REJECT from the full sigil: %s", r)
+	}
+}

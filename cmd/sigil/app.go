@@ -12,12 +12,12 @@ import (
 
 // stores opens the image-side stores under --root.
 func (a *app) stores(ctx context.Context) (*local.Stores, error) {
-	return local.Open(ctx, a.opts.root)
+	return local.Open(ctx, a.opts.Root)
 }
 
 // insecureRegistry reports whether --insecure-registry names host.
 func (a *app) insecureRegistry(host string) bool {
-	for _, h := range a.opts.insecureRegistries {
+	for _, h := range a.opts.InsecureRegistries {
 		if h == host {
 			return true
 		}

@@ -10,13 +10,11 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/sigil-project/sigil/cmd/sigil/internal/runcmd"
 	"github.com/sigil-project/sigil/runtime/container"
-	"github.com/sigil-project/sigil/runtime/images"
-	"github.com/sigil-project/sigil/runtime/local"
 )
 
 // containers is the container manager over --root and --state.
@@ -31,15 +29,7 @@ func (a *app) containers() (*container.Manager, error) {
 	if shim != "" {
 		opts = append(opts, container.WithExecutable(shim))
 	}
-	return container.New(a.opts.root, a.opts.state, opts...)
-}
-
-func readImageConfig(ctx context.Context, s *local.Stores, img *images.Image) (*ocispec.Image, error) {
-	b, err := s.Content.ReadAll(ctx, img.Config.Digest, images.MaxManifestSize)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: config: %w; fetch the image again", img.Name, err)
-	}
-	return images.ParseConfig(b, nil)
+	return container.New(a.opts.Root, a.opts.State, opts...)
 }
 
 func newPsCommand(a *app) *cobra.Command {
@@ -147,7 +137,7 @@ func newExecCommand(a *app) *cobra.Command {
 			}
 			o.Args = args[1:]
 			for _, e := range env {
-				o.Env = append(o.Env, expandEnv(e))
+				o.Env = append(o.Env, runcmd.ExpandEnv(e))
 			}
 			stdio := container.IO{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
 			if o.Stdin {
@@ -162,7 +152,7 @@ func newExecCommand(a *app) *cobra.Command {
 				return err
 			}
 			if code != 0 {
-				return exitError{code: code}
+				return runcmd.ExitError{Code: code}
 			}
 			return nil
 		},

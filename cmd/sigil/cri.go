@@ -70,10 +70,10 @@ var validNamespace = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 // edited policy applies to the next pull or container.
 func (a *app) namespaceVerifier(dir string) server.VerifierFunc {
 	return func(_ context.Context, namespace string) (pull.Verifier, error) {
-		if a.opts.insecurePolicy {
+		if a.opts.InsecurePolicy {
 			return signing.NewImageVerifier(policy.AcceptAnything())
 		}
-		path := a.opts.policy
+		path := a.opts.Policy
 		if namespace != "" && validNamespace.MatchString(namespace) && dir != "" {
 			p := filepath.Join(dir, namespace+".json")
 			if _, err := os.Stat(p); err == nil {
@@ -114,8 +114,8 @@ func (a *app) criServe(ctx context.Context, f criFlags) error {
 		}
 	}
 	srv, err := server.New(ctx, server.Config{
-		Root:       a.opts.root,
-		State:      a.opts.state,
+		Root:       a.opts.Root,
+		State:      a.opts.State,
 		Verifier:   a.namespaceVerifier(f.policiesDir),
 		Registries: conf,
 		Remote: func(kc authn.Keychain) *remote.Client {

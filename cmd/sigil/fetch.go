@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 
+	"github.com/sigil-project/sigil/cmd/sigil/internal/runcmd"
 	"github.com/sigil-project/sigil/runtime/images"
 	"github.com/sigil-project/sigil/runtime/pull"
 	"github.com/sigil-project/sigil/runtime/reference"
@@ -16,21 +17,8 @@ import (
 	"github.com/sigil-project/sigil/runtime/resolve"
 )
 
-// fetchOptions are the flags shared by fetch and run.
-type fetchOptions struct {
-	platform     string
-	quiet        bool
-	maxLayerSize string
-}
-
-func (o *fetchOptions) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.platform, "platform", "", "platform to choose from a multi-platform image, os/arch[/variant] (default: this host's)")
-	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
-	cmd.Flags().StringVar(&o.maxLayerSize, "max-layer-size", "", "refuse a layer that decompresses to more than this (default 64GiB), the guard against decompression bombs")
-}
-
 func newFetchCommand(a *app) *cobra.Command {
-	var fo fetchOptions
+	var fo runcmd.FetchFlags
 	cmd := &cobra.Command{
 		Use:     "fetch [flags] IMAGE",
 		Aliases: []string{"pull"},
@@ -44,14 +32,14 @@ digest, and only then downloads the config and layers and unpacks them.`,
 			if err != nil {
 				return err
 			}
-			if !fo.quiet {
+			if !fo.Quiet {
 				fmt.Fprintf(cmd.ErrOrStderr(), "Fetched %s\n", img.Name)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), img.Target.Digest)
 			return nil
 		},
 	}
-	fo.register(cmd)
+	fo.Register(cmd.Flags())
 	return cmd
 }
 
@@ -61,19 +49,19 @@ digest, and only then downloads the config and layers and unpacks them.`,
 func (a *app) registries() (*registries.Config, error) {
 	var conf *registries.Config
 	var err error
-	if a.opts.registriesConf != "" {
-		conf, err = registries.Load(a.opts.registriesConf)
+	if a.opts.RegistriesConf != "" {
+		conf, err = registries.Load(a.opts.RegistriesConf)
 	} else {
 		conf, err = registries.LoadOptional("/etc/containers/registries.conf")
 	}
 	if err != nil {
 		return nil, err
 	}
-	return conf.WithInsecure(a.opts.insecureRegistries...), nil
+	return conf.WithInsecure(a.opts.InsecureRegistries...), nil
 }
 
 // fetch resolves, judges and pulls an image.
-func (a *app) fetch(ctx context.Context, refStr string, fo fetchOptions, stderr io.Writer) (*images.Image, error) {
+func (a *app) fetch(ctx context.Context, refStr string, fo runcmd.FetchFlags, stderr io.Writer) (*images.Image, error) {
 	ref, err := reference.Parse(refStr)
 	if err != nil {
 		return nil, err
@@ -93,22 +81,22 @@ func (a *app) fetch(ctx context.Context, refStr string, fo fetchOptions, stderr 
 		return nil, err
 	}
 	opts := []pull.Option{pull.WithVerifier(verifier), pull.WithLogger(a.logger)}
-	if fo.platform != "" {
-		p, err := images.ParsePlatform(fo.platform)
+	if fo.Platform != "" {
+		p, err := images.ParsePlatform(fo.Platform)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, pull.WithPlatform(p))
 	}
-	if fo.maxLayerSize != "" {
-		n, err := parseBytes(fo.maxLayerSize)
+	if fo.MaxLayerSize != "" {
+		n, err := runcmd.ParseBytes(fo.MaxLayerSize)
 		if err != nil {
 			return nil, fmt.Errorf("--max-layer-size: %w", err)
 		}
 		opts = append(opts, pull.WithMaxLayerSize(n))
 	}
 	var bars *barProgress
-	if f, ok := stderr.(*os.File); ok && !fo.quiet && isTerminal(f) {
+	if f, ok := stderr.(*os.File); ok && !fo.Quiet && isTerminal(f) {
 		bars = newBarProgress(stderr)
 		opts = append(opts, pull.WithProgress(bars))
 	}
@@ -124,19 +112,10 @@ func (a *app) fetch(ctx context.Context, refStr string, fo fetchOptions, stderr 
 	return img, err
 }
 
-// pullPolicy is run's --pull: when to fetch.
-type pullPolicy string
-
-const (
-	pullMissing pullPolicy = "missing"
-	pullAlways  pullPolicy = "always"
-	pullNever   pullPolicy = "never"
-)
-
 // imageForRun returns the stored image for ref, fetching it when the pull
 // policy says so. A stored image is judged again by the current trust
 // policy before it runs: a key removed from the policy stops the image.
-func (a *app) imageForRun(ctx context.Context, refStr string, pp pullPolicy, fo fetchOptions, stderr io.Writer) (*images.Image, error) {
+func (a *app) imageForRun(ctx context.Context, refStr string, pp runcmd.PullPolicy, fo runcmd.FetchFlags, stderr io.Writer) (*images.Image, error) {
 	ref, err := reference.Parse(refStr)
 	if err != nil {
 		return nil, err
@@ -145,26 +124,25 @@ func (a *app) imageForRun(ctx context.Context, refStr string, pp pullPolicy, fo 
 	if err != nil {
 		return nil, err
 	}
-	if pp != pullAlways {
-		found, err := stores.Images.Lookup(ctx, ref.String())
-		if err == nil && len(found) == 1 {
+	if pp != runcmd.PullAlways {
+		img, err := runcmd.Stored(ctx, stores.Images, refStr)
+		if err == nil {
 			verifier, err := a.verifier()
 			if err != nil {
 				return nil, err
 			}
-			img := found[0]
 			if err := verifier.VerifyImage(ctx, img.Name, img.Target); err != nil {
 				return nil, err
 			}
 			return img, nil
 		}
-		if err != nil && !errdefs.IsNotFound(err) {
+		if !errdefs.IsNotFound(err) {
 			return nil, err
 		}
-		if pp == pullNever {
+		if pp == runcmd.PullNever {
 			return nil, fmt.Errorf("image %s is not here and --pull=never: fetch it with 'sigil fetch %s': %w", ref.String(), refStr, errdefs.ErrNotFound)
 		}
-		if !fo.quiet {
+		if !fo.Quiet {
 			fmt.Fprintf(stderr, "Image %s is not here; fetching it.\n", ref.String())
 		}
 	}

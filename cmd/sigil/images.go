@@ -12,7 +12,7 @@ import (
 
 	"github.com/sigil-project/sigil/runtime/images"
 	"github.com/sigil-project/sigil/runtime/reference"
-	"github.com/sigil-project/sigil/signing"
+	"github.com/sigil-project/sigil/signing/verdicts"
 )
 
 func newImagesCommand(a *app) *cobra.Command {
@@ -122,7 +122,7 @@ func newGCCommand(a *app) *cobra.Command {
 			if !dryRun {
 				// A verdict is cheap to recompute; a week keeps the ones
 				// in use warm and bounds the directory.
-				if err := signing.PruneVerdicts(filepath.Join(a.opts.root, "verdicts"), 7*24*time.Hour, time.Now()); err != nil {
+				if err := verdicts.Prune(filepath.Join(a.opts.Root, "verdicts"), 7*24*time.Hour, time.Now()); err != nil {
 					return err
 				}
 			}

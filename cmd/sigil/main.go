@@ -9,16 +9,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sigil-project/sigil/cmd/sigil/internal/runcmd"
 )
 
 // exitCodeSigil is returned for Sigil's own failures, as docker and podman
 // do; any other code is the container's.
 const exitCodeSigil = 125
-
-// exitError carries a container's exit code out through cobra.
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
@@ -33,9 +30,9 @@ func run(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
-	var ee exitError
+	var ee runcmd.ExitError
 	if errors.As(err, &ee) {
-		return ee.code
+		return ee.Code
 	}
 	fmt.Fprintf(os.Stderr, "sigil: %v\n", err)
 	return exitCodeSigil

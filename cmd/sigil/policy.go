@@ -6,6 +6,7 @@ import (
 	"github.com/sigil-project/sigil/runtime/pull"
 	"github.com/sigil-project/sigil/signing"
 	"github.com/sigil-project/sigil/signing/policy"
+	"github.com/sigil-project/sigil/signing/verdicts"
 )
 
 // verifier loads the trust policy named by --policy; --insecure-policy
@@ -20,14 +21,14 @@ func (a *app) verifier() (pull.Verifier, error) {
 // imageVerifier is verifier for callers that want the whole verdict;
 // useCache false checks afresh (and still records an acceptance).
 func (a *app) imageVerifier(useCache bool) (*signing.ImageVerifier, error) {
-	if a.opts.insecurePolicy {
+	if a.opts.InsecurePolicy {
 		return signing.NewImageVerifier(policy.AcceptAnything())
 	}
-	p, sum, err := policy.LoadWithDigest(a.opts.policy)
+	p, sum, err := policy.LoadWithDigest(a.opts.Policy)
 	if err != nil {
 		return nil, err
 	}
-	cache := signing.NewVerdictCache(filepath.Join(a.opts.root, "verdicts"), sum)
+	cache := verdicts.New(filepath.Join(a.opts.Root, "verdicts"), sum)
 	if !useCache {
 		cache = cache.WriteOnly()
 	}
@@ -36,7 +37,7 @@ func (a *app) imageVerifier(useCache bool) (*signing.ImageVerifier, error) {
 
 // sigstoreVerifier checks sigstoreSigned requirements, reading signatures
 // through the same resolution as images.
-func (a *app) sigstoreVerifier(cache *signing.VerdictCache) *signing.SigstoreVerifier {
+func (a *app) sigstoreVerifier(cache *verdicts.Cache) *signing.SigstoreVerifier {
 	opts := []signing.VerifierOption{signing.WithLogger(a.logger)}
 	if cache != nil {
 		opts = append(opts, signing.WithVerdictCache(cache))

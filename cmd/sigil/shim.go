@@ -24,7 +24,7 @@ func (a *app) shimPath() (string, error) {
 	if len(digest) < 16 {
 		return "", fmt.Errorf("embedded runtime shim has no digest: rebuild sigil with make build")
 	}
-	dir := filepath.Join(a.opts.state, "shim")
+	dir := filepath.Join(a.opts.State, "shim")
 	path := filepath.Join(dir, "sigil-shim-"+digest[:16])
 	if fi, err := os.Stat(path); err == nil && fi.Size() == int64(len(shimBinary)) {
 		return path, nil

@@ -29,7 +29,7 @@ func newImageImportCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tmp := filepath.Join(a.opts.root, "tmp")
+			tmp := filepath.Join(a.opts.Root, "tmp")
 			if err := os.MkdirAll(tmp, 0o700); err != nil {
 				return err
 			}
@@ -113,7 +113,7 @@ func newImageExportCommand(a *app) *cobra.Command {
 					f = transfer.OCIArchive
 				}
 			}
-			tmp := filepath.Join(a.opts.root, "tmp")
+			tmp := filepath.Join(a.opts.Root, "tmp")
 			if err := os.MkdirAll(tmp, 0o700); err != nil {
 				return err
 			}

@@ -87,7 +87,7 @@ default) and matchExact also compare the tag.`,
 			if err := a.savePolicy(p); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "Scope %s now trusts %s (KeyID %s) in %s\n", scope, abs, strings.Join(ids, ", "), a.opts.policy)
+			fmt.Fprintf(cmd.ErrOrStderr(), "Scope %s now trusts %s (KeyID %s) in %s\n", scope, abs, strings.Join(ids, ", "), a.opts.Policy)
 			return nil
 		},
 	}
@@ -135,7 +135,7 @@ removes the scope.`,
 			if err := a.savePolicy(p); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "Removed scope %s from %s\n", scope, a.opts.policy)
+			fmt.Fprintf(cmd.ErrOrStderr(), "Removed scope %s from %s\n", scope, a.opts.Policy)
 			return nil
 		},
 	}
@@ -160,7 +160,7 @@ func newTrustListCommand(a *app) *cobra.Command {
 		Short: "List the scopes of the trust policy and what each requires",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := policy.Load(a.opts.policy)
+			p, err := policy.Load(a.opts.Policy)
 			if err != nil {
 				return err
 			}
@@ -265,7 +265,7 @@ func printTrustList(w io.Writer, output string, entries []trustEntry) error {
 // loadPolicyForEdit reads --policy; a missing file is a new policy that
 // rejects by default when create is set.
 func (a *app) loadPolicyForEdit(create bool) (*policy.Policy, error) {
-	p, err := policy.Load(a.opts.policy)
+	p, err := policy.Load(a.opts.Policy)
 	if create && errors.Is(err, policy.ErrNoPolicy) {
 		return &policy.Policy{Default: policy.Requirements{&policy.Reject{}}}, nil
 	}
@@ -283,11 +283,11 @@ func (a *app) savePolicy(p *policy.Policy) error {
 		return err
 	}
 	mode := fs.FileMode(0o644)
-	if fi, err := os.Stat(a.opts.policy); err == nil {
+	if fi, err := os.Stat(a.opts.Policy); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	if err := os.MkdirAll(filepath.Dir(a.opts.policy), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(a.opts.Policy), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(a.opts.policy, b, mode)
+	return atomicfile.WriteFile(a.opts.Policy, b, mode)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sigil-project/sigil/cmd/sigil/internal/runcmd"
 	"github.com/sigil-project/sigil/runtime/reference"
 	"github.com/sigil-project/sigil/runtime/resolve"
 	"github.com/sigil-project/sigil/signing"
@@ -84,7 +85,7 @@ fetch and run use.`,
 					// The JSON says it all; stderr gets the same line as
 					// in text mode, for people watching.
 					fmt.Fprintf(cmd.ErrOrStderr(), "sigil: %v\n", err)
-					return exitError{code: exitCodeSigil}
+					return runcmd.ExitError{Code: exitCodeSigil}
 				}
 				return nil
 			}
@@ -107,7 +108,7 @@ func (a *app) verify(cmd *cobra.Command, refStr, keyFile string, explain bool) (
 	if err != nil {
 		return nil, err
 	}
-	rep := &verifyReport{Transport: string(ref.Transport()), Policy: a.opts.policy}
+	rep := &verifyReport{Transport: string(ref.Transport()), Policy: a.opts.Policy}
 	var steps []string
 	step := func(format string, args ...any) { steps = append(steps, fmt.Sprintf(format, args...)) }
 	step("%q is %s", refStr, ref.String())
@@ -144,11 +145,11 @@ func (a *app) verify(cmd *cobra.Command, refStr, keyFile string, explain bool) (
 		if err != nil {
 			return nil, err
 		}
-		if a.opts.insecurePolicy {
+		if a.opts.InsecurePolicy {
 			rep.Policy = "--insecure-policy"
 			step("policy: --insecure-policy accepts every image")
-		} else if _, sum, err := policy.LoadWithDigest(a.opts.policy); err == nil {
-			step("policy: %s (%s)", a.opts.policy, sum)
+		} else if _, sum, err := policy.LoadWithDigest(a.opts.Policy); err == nil {
+			step("policy: %s (%s)", a.opts.Policy, sum)
 		}
 	}
 
@@ -164,7 +165,7 @@ func (a *app) verify(cmd *cobra.Command, refStr, keyFile string, explain bool) (
 	rep.Image, rep.Digest, rep.MediaType, rep.Source = res.Name, res.Target.Digest.String(), res.Target.MediaType, res.Source
 	step("resolved to %s (%s) at %s; no layer is fetched", res.Target.Digest, res.Target.MediaType, res.Source)
 
-	if keyFile == "" && !a.opts.insecurePolicy {
+	if keyFile == "" && !a.opts.InsecurePolicy {
 		transport, name := policy.TransportDocker, res.Name
 		if rest, ok := strings.CutPrefix(res.Name, "oci:"); ok {
 			transport, name = policy.TransportOCI, rest

@@ -123,21 +123,28 @@ func runRequested(args []string) int {
 		fmt.Fprintf(os.Stderr, "sigil: %v\n", err)
 		return 125
 	}
-	ctx := context.Background()
 	stdio := IO{Stdout: os.Stdout, Stderr: os.Stderr}
 	if req.Stdin {
 		stdio.Stdin = os.Stdin
 	}
+	return m.RunInForeground(context.Background(), req, stdio)
+}
+
+// RunInForeground runs req's container with stdio, as `sigil run` does
+// without -d, and returns the exit code: the container's, or 125 when
+// sigil failed, after saying why on stdio.Stderr (and that the container
+// ran out of memory, when it did). Until the container has a record, the
+// directories it was to own are removed on failure; after, they go with
+// it.
+func (m *Manager) RunInForeground(ctx context.Context, req RunRequest, stdio IO) int {
 	status, err := m.Run(ctx, req.Options, stdio)
 	if err != nil {
-		// Until the container has a record, what it was to own is ours to
-		// remove; after, it goes with the container.
 		if _, ierr := m.Inspect(ctx, req.Options.ID); errors.Is(ierr, errdefs.ErrNotFound) {
 			for _, d := range req.Options.OwnedDirs {
 				os.RemoveAll(d)
 			}
 		}
-		fmt.Fprintf(os.Stderr, "sigil: %v\n", err)
+		fmt.Fprintf(stdio.Stderr, "sigil: %v\n", err)
 		return 125
 	}
 	if status.OOMKilled {
@@ -145,7 +152,7 @@ func runRequested(args []string) int {
 		if req.MemoryLimit != "" {
 			limit = " (--memory " + req.MemoryLimit + ")"
 		}
-		fmt.Fprintf(os.Stderr, "sigil: container was killed: out of memory%s; raise the limit with --memory\n", limit)
+		fmt.Fprintf(stdio.Stderr, "sigil: container was killed: out of memory%s; raise the limit with --memory\n", limit)
 	}
 	return status.Code
 }

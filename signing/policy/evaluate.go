@@ -264,6 +264,17 @@ func NewEvaluator(p *Policy, opts ...Option) (*Evaluator, error) {
 	return e, nil
 }
 
+// EvaluateImage is Evaluate for an image as the runtime names it: a
+// normalised docker reference ("docker.io/library/busybox:latest"), or
+// "oci:DIR:TAG" for an OCI layout.
+func (e *Evaluator) EvaluateImage(ctx context.Context, name string, manifestDigest digest.Digest) (*Verdict, error) {
+	transport, ref := TransportDocker, name
+	if rest, ok := strings.CutPrefix(name, "oci:"); ok {
+		transport, ref = TransportOCI, rest
+	}
+	return e.Evaluate(ctx, transport, ref, manifestDigest)
+}
+
 // Evaluate judges the image ref of transport whose manifest has digest
 // manifestDigest. All requirements of the matching scope must accept (AND);
 // evaluation stops at the first refusal.

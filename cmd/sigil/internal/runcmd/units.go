@@ -1,4 +1,4 @@
-package main
+package runcmd
 
 import (
 	"fmt"
@@ -6,9 +6,9 @@ import (
 	"strings"
 )
 
-// parseBytes reads a size the way docker's --memory does: a number with an
+// ParseBytes reads a size the way docker's --memory does: a number with an
 // optional unit (b, k, m, g, t, with or without "b"/"ib"), all powers of 1024.
-func parseBytes(s string) (int64, error) {
+func ParseBytes(s string) (int64, error) {
 	t := strings.ToLower(strings.TrimSpace(s))
 	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
 	num, unit := t, ""

@@ -1,4 +1,12 @@
-package signing
+// Package verdicts remembers the trust policy's acceptances of images
+// whose requirements needed signatures, so a stored image is not verified
+// over the network again before every run.
+//
+// It is apart from package signing, which checks signatures with cosign's
+// packages, so that a small program (the runtime shim that fronts `sigil
+// run`) can answer from the cache without linking cosign: Lookup is a
+// policy.SignatureVerifier that only reads the cache.
+package verdicts
 
 import (
 	"crypto/sha256"
@@ -16,7 +24,7 @@ import (
 	"github.com/sigil-project/sigil/signing/policy"
 )
 
-// VerdictCache remembers that a sigstoreSigned requirement accepted an
+// Cache remembers that a sigstoreSigned requirement accepted an
 // image, so a stored image is not verified over the network again before
 // every run. Only acceptances are cached: a refusal may be cured by a
 // signature pushed later.
@@ -38,20 +46,20 @@ import (
 //	ROOT/verdicts/
 //	├── <sha256 of the key>.json   {"version":1,"ref":…,"digest":…,"signer":…,"verified_at":…}
 //	└── .tmp-*                     being written
-type VerdictCache struct {
+type Cache struct {
 	dir       string
 	policy    digest.Digest
 	writeOnly bool
 }
 
-// NewVerdictCache returns a cache in dir for verdicts of the policy whose
+// New returns a cache in dir for verdicts of the policy whose
 // file content has digest policyDigest. It returns nil (no caching) when
 // policyDigest is "", as for a policy built in code.
-func NewVerdictCache(dir string, policyDigest digest.Digest) *VerdictCache {
+func New(dir string, policyDigest digest.Digest) *Cache {
 	if policyDigest == "" {
 		return nil
 	}
-	return &VerdictCache{dir: dir, policy: policyDigest}
+	return &Cache{dir: dir, policy: policyDigest}
 }
 
 type cacheEntry struct {
@@ -66,7 +74,7 @@ type cacheEntry struct {
 
 const cacheVersion = 1
 
-func (c *VerdictCache) key(ref string, d digest.Digest, fingerprint []byte) string {
+func (c *Cache) key(ref string, d digest.Digest, fingerprint []byte) string {
 	h := sha256.New()
 	writeField(h, "version", []byte{cacheVersion})
 	writeField(h, "policy", []byte(c.policy))
@@ -76,15 +84,17 @@ func (c *VerdictCache) key(ref string, d digest.Digest, fingerprint []byte) stri
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (c *VerdictCache) path(key string) string { return filepath.Join(c.dir, key+".json") }
+func (c *Cache) path(key string) string { return filepath.Join(c.dir, key+".json") }
 
-// get returns the cached signer for key, if any and still valid at now.
-// Anything unexpected (unreadable, another digest) is a miss.
-func (c *VerdictCache) get(key string, d digest.Digest, now time.Time) (*policy.Signer, time.Time, bool) {
-	if c.writeOnly {
+// Get returns the signer cached for ref at digest d under the key material
+// whose Fingerprint is given, if any and still valid at now, with the time
+// it was verified. Anything unexpected (unreadable, another digest) is a
+// miss.
+func (c *Cache) Get(ref string, d digest.Digest, fingerprint []byte, now time.Time) (*policy.Signer, time.Time, bool) {
+	if c == nil || c.writeOnly {
 		return nil, time.Time{}, false
 	}
-	b, err := os.ReadFile(c.path(key))
+	b, err := os.ReadFile(c.path(c.key(ref, d, fingerprint)))
 	if err != nil {
 		return nil, time.Time{}, false
 	}
@@ -98,7 +108,13 @@ func (c *VerdictCache) get(key string, d digest.Digest, now time.Time) (*policy.
 	return e.Signer, e.VerifiedAt, true
 }
 
-func (c *VerdictCache) put(key, ref string, d digest.Digest, s *policy.Signer, now, notAfter time.Time) error {
+// Put records that s's signature accepted ref at digest d under the key
+// material whose Fingerprint is given; notAfter, when not zero, is when
+// the acceptance stops holding (a certificate's expiry).
+func (c *Cache) Put(ref string, d digest.Digest, fingerprint []byte, s *policy.Signer, now, notAfter time.Time) error {
+	if c == nil {
+		return nil
+	}
 	e := cacheEntry{Version: cacheVersion, Ref: ref, Digest: d, Signer: s, VerifiedAt: now.UTC(), Policy: c.policy}
 	if !notAfter.IsZero() {
 		na := notAfter.UTC()
@@ -123,17 +139,30 @@ func (c *VerdictCache) put(key, ref string, d digest.Digest, s *policy.Signer, n
 		os.Remove(f.Name())
 		return fmt.Errorf("verdict cache: %w", err)
 	}
-	if err := os.Rename(f.Name(), c.path(key)); err != nil {
+	if err := os.Rename(f.Name(), c.path(c.key(ref, d, fingerprint))); err != nil {
 		os.Remove(f.Name())
 		return fmt.Errorf("verdict cache: %w", err)
 	}
 	return nil
 }
 
-// Prune removes entries older than maxAge and leftover temporary files; gc
-// may call it. A missing directory is not an error.
-func (c *VerdictCache) Prune(maxAge time.Duration, now time.Time) error {
-	entries, err := os.ReadDir(c.dir)
+// WriteOnly returns a cache that records acceptances but never answers
+// from what it recorded: `sigil verify` checks afresh and refreshes the
+// entry for the runs that follow.
+func (c *Cache) WriteOnly() *Cache {
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	cp.writeOnly = true
+	return &cp
+}
+
+// Prune removes verdicts in dir older than maxAge, whatever policy they
+// were made under, and leftover temporary files; sigil gc calls it. A
+// missing directory is not an error.
+func Prune(dir string, maxAge time.Duration, now time.Time) error {
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -146,26 +175,8 @@ func (c *VerdictCache) Prune(maxAge time.Duration, now time.Time) error {
 			continue
 		}
 		if now.Sub(info.ModTime()) > maxAge {
-			os.Remove(filepath.Join(c.dir, de.Name()))
+			os.Remove(filepath.Join(dir, de.Name()))
 		}
 	}
 	return nil
-}
-
-// WriteOnly returns a cache that records acceptances but never answers
-// from what it recorded: `sigil verify` checks afresh and refreshes the
-// entry for the runs that follow.
-func (c *VerdictCache) WriteOnly() *VerdictCache {
-	if c == nil {
-		return nil
-	}
-	cp := *c
-	cp.writeOnly = true
-	return &cp
-}
-
-// PruneVerdicts removes verdicts in dir older than maxAge, whatever policy
-// they were made under; sigil gc calls it.
-func PruneVerdicts(dir string, maxAge time.Duration, now time.Time) error {
-	return (&VerdictCache{dir: dir}).Prune(maxAge, now)
 }

@@ -1,0 +1,40 @@
+package runcmd
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/sigil-project/sigil/runtime/images"
+	"github.com/sigil-project/sigil/runtime/local"
+	"github.com/sigil-project/sigil/runtime/reference"
+)
+
+// Stored returns the stored image that refStr names (normalised as docker
+// does), or an error satisfying errdefs.IsNotFound when there is none, or
+// when the name is ambiguous, so that the caller fetches it.
+func Stored(ctx context.Context, imgs *images.Store, refStr string) (*images.Image, error) {
+	ref, err := reference.Parse(refStr)
+	if err != nil {
+		return nil, err
+	}
+	found, err := imgs.Lookup(ctx, ref.String())
+	if err != nil {
+		return nil, err
+	}
+	if len(found) != 1 {
+		return nil, fmt.Errorf("image %s: %d stored images match: %w", ref.String(), len(found), errdefs.ErrNotFound)
+	}
+	return found[0], nil
+}
+
+// ReadImageConfig reads img's configuration from the content store.
+func ReadImageConfig(ctx context.Context, s *local.Stores, img *images.Image) (*ocispec.Image, error) {
+	b, err := s.Content.ReadAll(ctx, img.Config.Digest, images.MaxManifestSize)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: config: %w; fetch the image again", img.Name, err)
+	}
+	return images.ParseConfig(b, nil)
+}
