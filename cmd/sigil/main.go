@@ -18,6 +18,9 @@ import (
 const exitCodeSigil = 125
 
 func main() {
+	// Set by the runtime shim when it hands `sigil run` back to this binary
+	// (see front.go); it has done its job once the process is here.
+	os.Unsetenv("_SIGIL_FULL")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:]))
