@@ -313,34 +313,36 @@ func TestRuntimeShimSupervisesContainers(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o500 {
 		t.Errorf("shim %s mode = %v, %v; want 0500", shims[0], fi.Mode(), err)
 	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	found := false
-	for _, p := range procs {
-		b, _ := os.ReadFile(p)
-		if !strings.Contains(string(b), "__sigil-monitor") || !strings.Contains(string(b), id) {
-			continue
-		}
-		found = true
-		exe, _ := os.Readlink(filepath.Join(filepath.Dir(p), "exe"))
-		if exe != shims[0] {
-			t.Errorf("monitor of %s runs %q, want the shim %s", id[:12], exe, shims[0])
-		}
-	}
-	if !found {
-		t.Errorf("no monitor process found for %s", id[:12])
+	if exe := monitorExe(t, id); exe != shims[0] {
+		t.Errorf("monitor of %s runs %q, want the shim %s", id[:12], exe, shims[0])
 	}
 	e.mustSigil("rm", "-f", id)
 }
 
-// TestRunWarmPathIsTheShim checks the runtime shim fronting `sigil run`
-// (a binary built by make build): a stored image that the policy accepts
+// monitorExe returns the executable of the monitor of container id.
+func monitorExe(t *testing.T, id string) string {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if strings.Contains(string(b), "__sigil-monitor") && strings.Contains(string(b), id) {
+			exe, _ := os.Readlink(filepath.Join(filepath.Dir(p), "exe"))
+			return exe
+		}
+	}
+	t.Errorf("no monitor process found for %s", id[:12])
+	return ""
+}
+
+// TestRunWarmPathIsTheRunner checks the runner fronting `sigil run` (a
+// binary built by make build): a stored image that the policy accepts
 // without a signature check runs without starting the full sigil binary,
 // and everything else (a fetch, --pull always, a refusal, a flag error,
 // help) is handed back to it, with the full binary's own messages.
-func TestRunWarmPathIsTheShim(t *testing.T) {
+func TestRunWarmPathIsTheRunner(t *testing.T) {
 	e := newEnv(t)
 	bb, _ := e.images(t)
-	const byShim = "the runtime shim runs it"
+	const byShim = "sigil's runner runs it"
 	const byFull = "sigil started" // the full binary's first debug line
 	debug := func(args ...string) result {
 		r, err := e.sigil(append([]string{"--log-level", "debug"}, args...)...)
@@ -354,8 +356,10 @@ func TestRunWarmPathIsTheShim(t *testing.T) {
 	if r.code != 0 || r.stdout != "cold\n" || !strings.Contains(r.stderr, byFull) || strings.Contains(r.stderr, byShim) {
 		t.Fatalf("first run (fetches) must be the full sigil's: %s", r)
 	}
-	if shims, _ := filepath.Glob(filepath.Join(e.state, "shim", "sigil-shim-*")); len(shims) == 0 {
-		t.Skip("this sigil was built without the runtime shim (plain go build); make build embeds it")
+	runners, _ := filepath.Glob(filepath.Join(e.state, "shim", "sigil-runner-*"))
+	shims, _ := filepath.Glob(filepath.Join(e.state, "shim", "sigil-shim-*"))
+	if len(runners) == 0 || len(shims) == 0 {
+		t.Skip("this sigil was built without the runner and the runtime shim (plain go build); make build embeds them")
 	}
 
 	r = debug("run", "--rm", bb, "sh", "-c", "echo warm; exit 7")
@@ -367,7 +371,11 @@ func TestRunWarmPathIsTheShim(t *testing.T) {
 		t.Fatalf("run -d through the shim printed %q, want a container ID", id)
 	}
 	if ps := e.mustSigil("ps", "-q"); !strings.Contains(ps.stdout, id[:12]) {
-		t.Errorf("container started by the shim not in ps: %s", ps)
+		t.Errorf("container started by the runner not in ps: %s", ps)
+	}
+	// Its monitor is the lean runtime shim, not the runner.
+	if exe := monitorExe(t, id); exe != shims[0] {
+		t.Errorf("monitor of a container the runner started runs %q, want the shim %s", exe, shims[0])
 	}
 	e.mustSigil("rm", "-f", id)
 

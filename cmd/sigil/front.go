@@ -4,15 +4,15 @@ package main
 
 // This C constructor runs when the sigil binary is loaded, before the Go
 // runtime and the initialisers of the 1,000-odd packages sigil links
-// (about 13 ms). For `sigil run` it execs the embedded runtime shim
-// instead, once sigil has written it under --state: the shim carries out
-// the warm case itself (a stored image that the trust policy accepts
-// without reading a signature) in about 3 ms of start-up, and hands
-// everything else back to this binary with _SIGIL_FULL set (see
-// cmd/sigil/shim/front.go). Only the global flags may precede "run"; any
-// flag it does not know, --cpuprofile included, leaves sigil to itself.
-// shim_name.h is written by `make build` with the shim's digest, so that
-// a sigil binary only ever starts the shim it embeds.
+// (about 13 ms). For `sigil run` it execs the embedded runner instead,
+// once sigil has written it and the runtime shim under --state: the
+// runner carries out the warm case itself (a stored image that the trust
+// policy accepts without reading a signature) in about 2 ms of start-up,
+// and hands everything else back to this binary with _SIGIL_FULL set (see
+// cmd/sigil/runner). Only the global flags may precede "run"; any flag it
+// does not know, --cpuprofile included, leaves sigil to itself.
+// shim_name.h is written by `make build` with the digests of the two, so
+// that a sigil binary only ever starts the programs it embeds.
 
 /*
 #include <limits.h>
@@ -34,7 +34,7 @@ __attribute__((constructor)) static void sigil_front(int argc, char **argv, char
 		"root", "state", "policy", "registries-conf", "insecure-registry", "log-level", NULL,
 	};
 	const char *state = "/run/sigil";
-	char shim[PATH_MAX], self[PATH_MAX];
+	char runner[PATH_MAX], shim[PATH_MAX], self[PATH_MAX];
 	int i;
 
 	(void)envp;
@@ -67,18 +67,21 @@ __attribute__((constructor)) static void sigil_front(int argc, char **argv, char
 	}
 	if (i >= argc || strcmp(argv[i], "run") != 0)
 		return;
-	if (snprintf(shim, sizeof shim, "%s/shim/%s", state, SIGIL_SHIM_NAME) >= (int)sizeof shim)
+	if (snprintf(runner, sizeof runner, "%s/shim/%s", state, SIGIL_RUNNER_NAME) >= (int)sizeof runner ||
+	    snprintf(shim, sizeof shim, "%s/shim/%s", state, SIGIL_SHIM_NAME) >= (int)sizeof shim)
 		return;
-	if (access(shim, X_OK) != 0)
-		return; // not written yet: the first run writes it
+	if (access(runner, X_OK) != 0 || access(shim, X_OK) != 0)
+		return; // not written yet: the first run writes them
 	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (len <= 0)
 		return;
 	self[len] = '\0';
-	if (setenv("_SIGIL_BINARY", self, 1) != 0)
-		return;
-	execv(shim, argv);
+	if (setenv("_SIGIL_BINARY", self, 1) != 0 || setenv("_SIGIL_SHIM", shim, 1) != 0)
+		goto out;
+	execv(runner, argv);
+out:
 	unsetenv("_SIGIL_BINARY");
+	unsetenv("_SIGIL_SHIM");
 }
 */
 import "C"

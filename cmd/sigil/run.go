@@ -13,9 +13,9 @@ import (
 )
 
 // newRunCommand is `sigil run`. Its flags and the steps after the image is
-// judged live in runcmd, shared with the runtime shim, which carries out
-// the warm case (a stored image the policy accepts without a signature
-// check) without this binary (see shim/front.go).
+// judged live in runcmd, shared with the runner, which carries out the
+// warm case (a stored image the policy accepts without a signature check)
+// without this binary (see front.go and runner/).
 func newRunCommand(a *app) *cobra.Command {
 	return runcmd.NewCommand(a.run)
 }
@@ -42,6 +42,11 @@ func (a *app) run(cmd *cobra.Command, f *runcmd.Flags, ref string, args []string
 	co, err := runcmd.Prepare(ctx, stores, img, f, checked)
 	if err != nil {
 		return err
+	}
+	// The next warm run of a stored image goes through the runner (see
+	// front.go); write it now if this build has one.
+	if _, err := a.runnerPath(); err != nil {
+		a.logger.Debug("runner not written", "error", err)
 	}
 	if f.Detach {
 		return runcmd.Detach(ctx, cmd.OutOrStdout(), stores, mgr, co)

@@ -4,10 +4,15 @@ package main
 
 import _ "embed"
 
-// The runtime shim (./cmd/sigil/shim), built and embedded by `make build`.
-//
-//go:embed shim/shim.bin
-var shimBinary []byte
-
-//go:embed shim/shim.sha256
-var shimDigest string
+// The runtime shim (./cmd/sigil/shim) and the runner (./cmd/sigil/runner),
+// built and embedded by `make build`.
+var (
+	//go:embed shim/shim.bin
+	shimBinary []byte
+	//go:embed shim/shim.sha256
+	shimDigest string
+	//go:embed runner/runner.bin
+	runnerBinary []byte
+	//go:embed runner/runner.sha256
+	runnerDigest string
+)

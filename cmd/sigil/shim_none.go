@@ -2,8 +2,11 @@
 
 package main
 
-// Built without the shim (plain `go build`): sigil re-execs itself.
+// Built without the shim (plain `go build`): sigil re-execs itself, and
+// runs every `sigil run` itself.
 var (
-	shimBinary []byte
-	shimDigest string
+	shimBinary   []byte
+	shimDigest   string
+	runnerBinary []byte
+	runnerDigest string
 )

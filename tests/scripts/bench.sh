@@ -79,10 +79,10 @@ def load(p):
     return {r["command"]: r for r in json.load(open(p))["results"]}
 for title, p in [("Warm start (`run --rm IMG /bin/true`, image present)", sys.argv[1]), ("Cold fetch of a ~200 MB, 9-layer image from a loopback registry", sys.argv[2])]:
     res = load(p)
-    base = res["sigil"]["mean"]
+    base, basemed = res["sigil"]["mean"], res["sigil"]["median"]
     print(f"\n### {title}\n")
-    print("| tool | mean | stddev | ratio to sigil |")
-    print("|---|---|---|---|")
+    print("| tool | mean | stddev | median | sigil / tool (means) | sigil / tool (medians) |")
+    print("|---|---|---|---|---|---|")
     for name, r in res.items():
-        print(f"| {name} | {r['mean']*1000:.1f} ms | {r['stddev']*1000:.1f} ms | {r['mean']/base:.2f}x |")
+        print(f"| {name} | {r['mean']*1000:.1f} ms | {r['stddev']*1000:.1f} ms | {r['median']*1000:.1f} ms | {base/r['mean']:.2f}x | {basemed/r['median']:.2f}x |")
 PY

@@ -24,9 +24,6 @@ import (
 func init() { container.Reexec() }
 
 func main() {
-	if full := os.Getenv(envBinary); full != "" {
-		os.Exit(front(full))
-	}
 	fmt.Fprintln(os.Stderr, "this is sigil's embedded runtime shim; run sigil instead")
 	os.Exit(2)
 }

@@ -18,12 +18,14 @@ import (
 	"github.com/sigil-project/sigil/signing/verdicts"
 )
 
-// The handshake with sigil's C constructor (cmd/sigil/front.go):
-// sigil execs this shim for `sigil run` with envBinary naming itself, and
-// this shim hands back what it does not carry out with envFull set, so
+// The handshake with sigil's C constructor (cmd/sigil/front.go): sigil
+// execs this runner for `sigil run` with envBinary naming itself and
+// envShim the runtime shim (for the monitors of detached containers), and
+// the runner hands back what it does not carry out with envFull set, so
 // the constructor lets the full binary run.
 const (
 	envBinary = "_SIGIL_BINARY"
+	envShim   = "_SIGIL_SHIM"
 	envFull   = "_SIGIL_FULL"
 )
 
@@ -35,14 +37,15 @@ const (
 // and its message, help, a flag error) is handed back to the full binary
 // before anything is changed, so the two behave as one command: the only
 // difference is that the warm case does not start the whole of sigil.
-func front(full string) int {
+func front(full, shim string) int {
 	os.Unsetenv(envBinary)
+	os.Unsetenv(envShim)
 	var g runcmd.Globals
 	committed := false
 	root := &cobra.Command{Use: "sigil", SilenceUsage: true, SilenceErrors: true}
 	g.Register(root.PersistentFlags())
 	root.AddCommand(runcmd.NewCommand(func(cmd *cobra.Command, f *runcmd.Flags, image string, args []string) error {
-		err := runStored(cmd, &g, f, image, args)
+		err := runStored(cmd, &g, shim, f, image, args)
 		if errors.Is(err, errHandBack) {
 			return err
 		}
@@ -72,13 +75,13 @@ var errHandBack = errors.New("not a stored image the policy accepts without a si
 func handBack(full string, why error) int {
 	env := append(os.Environ(), envFull+"=1")
 	err := syscall.Exec(full, os.Args, env)
-	fmt.Fprintf(os.Stderr, "sigil: cannot run %s (%v) after the runtime shim handed this command back (%v); reinstall sigil\n", full, err, why)
+	fmt.Fprintf(os.Stderr, "sigil: cannot run %s (%v) after its runner handed this command back (%v); reinstall sigil\n", full, err, why)
 	return 125
 }
 
-func runStored(cmd *cobra.Command, g *runcmd.Globals, f *runcmd.Flags, image string, args []string) error {
+func runStored(cmd *cobra.Command, g *runcmd.Globals, shim string, f *runcmd.Flags, image string, args []string) error {
 	ctx := context.Background()
-	if g.CPUProfile != "" {
+	if g.CPUProfile != "" || shim == "" {
 		return errHandBack
 	}
 	checked, err := f.Check(args)
@@ -95,7 +98,7 @@ func runStored(cmd *cobra.Command, g *runcmd.Globals, f *runcmd.Flags, image str
 	}
 	img, err := runcmd.Stored(ctx, stores.Images, image)
 	if err != nil {
-		logger.Debug("runtime shim hands the run back to sigil", "reason", err)
+		logger.Debug("the runner hands the run back to sigil", "reason", err)
 		return errHandBack
 	}
 	p, sum := policy.AcceptAnything(), digest.Digest("")
@@ -110,12 +113,14 @@ func runStored(cmd *cobra.Command, g *runcmd.Globals, f *runcmd.Flags, image str
 		return errHandBack
 	}
 	if _, err := eval.EvaluateImage(ctx, img.Name, img.Target.Digest); err != nil {
-		logger.Debug("runtime shim hands the run back to sigil", "reason", err)
+		logger.Debug("the runner hands the run back to sigil", "reason", err)
 		return errHandBack
 	}
-	logger.Debug("image ready; the runtime shim runs it (sigil's full binary is not started)", "ref", img.Name, "digest", img.Target.Digest)
+	logger.Debug("image ready; sigil's runner runs it (the full binary is not started)", "ref", img.Name, "digest", img.Target.Digest)
 
-	mgr, err := container.New(g.Root, g.State, container.WithLogger(logger))
+	// Detached containers' monitors are the runtime shim, as when the full
+	// sigil starts them; this runner is only the container's init.
+	mgr, err := container.New(g.Root, g.State, container.WithLogger(logger), container.WithExecutable(shim))
 	if err != nil {
 		return err
 	}
