@@ -151,14 +151,37 @@ func (c *Client) Repository(ctx context.Context, ep Endpoint, actions ...string)
 }
 
 // baseTransport is the transport for one registry: with insecure, TLS
-// certificates are not verified.
+// certificates are not verified; without, nothing but loopback is reached
+// over plain HTTP.
 func (c *Client) baseTransport(insecure bool) http.RoundTripper {
-	if t, ok := c.base.(*http.Transport); ok && insecure {
+	if !insecure {
+		return tlsOnly{c.base}
+	}
+	if t, ok := c.base.(*http.Transport); ok {
 		t = t.Clone()
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for --insecure-registry
 		return t
 	}
 	return c.base
+}
+
+// tlsOnly refuses plain-HTTP requests to anything but loopback. Sigil
+// addresses a registry over HTTPS, but go-containerregistry's auth ping
+// falls back to plain HTTP for private (RFC 1918) addresses, where on-prem
+// registries live: an attacker on that network could then answer the ping
+// with a token realm of their choosing and receive the user's password.
+// Token realms and redirects over plain HTTP are refused the same way.
+type tlsOnly struct{ next http.RoundTripper }
+
+func (t tlsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !isLoopback(req.URL.Host) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("refusing plain HTTP to %s (%s %s): credentials and content would cross the network unprotected; serve it over HTTPS, or if you accept the risk pass --insecure-registry %s (or insecure = true in registries.conf): %w",
+			req.URL.Host, req.Method, req.URL.Path, req.URL.Host, errdefs.ErrPermissionDenied)
+	}
+	return t.next.RoundTrip(req)
 }
 
 // Endpoint is where this handle fetches from.

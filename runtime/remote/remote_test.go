@@ -484,3 +484,55 @@ func TestInsecureTLSRegistry(t *testing.T) {
 		}
 	})
 }
+
+// TestPrivateAddressNeverOverPlainHTTP: an on-prem registry at a private
+// (RFC 1918) address, where go-containerregistry's auth ping falls back
+// to plain HTTP when HTTPS fails. Here the HTTPS attempt meets a
+// plain-HTTP server (as when an attacker on that network answers), whose
+// challenge names a token realm: the user's password must not be sent,
+// and the error must say what was refused and how to allow it.
+func TestPrivateAddressNeverOverPlainHTTP(t *testing.T) {
+	t.Parallel()
+	const host = "10.11.12.13:5000"
+	var mu sync.Mutex
+	var credentialsSeen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			mu.Lock()
+			credentialsSeen = append(credentialsSeen, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+		}
+		if r.URL.Path == "/token" {
+			w.Write([]byte(`{"token":"t"}`))
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+host+`/token",service="registry"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	addr := srv.Listener.Addr().String()
+	base.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr) // every host is this server
+	}
+	c := remote.NewClient(remote.WithTransport(base), remote.WithKeychain(staticKeychain{host, testUser, testPassword}))
+	ctx := context.Background()
+
+	_, err := c.Repository(ctx, remote.Endpoint{Registry: host, Repository: "team/app"})
+	if err == nil || !strings.Contains(err.Error(), "refusing plain HTTP to "+host) || !strings.Contains(err.Error(), "--insecure-registry "+host) {
+		t.Errorf("Repository(private address, secure) = %v; want a refusal of plain HTTP naming --insecure-registry %s", err, host)
+	}
+	if err := c.Login(ctx, host, false); err == nil || !strings.Contains(err.Error(), "refusing plain HTTP") {
+		t.Errorf("Login(private address, secure) = %v; want a refusal of plain HTTP", err)
+	}
+	mu.Lock()
+	seen := credentialsSeen
+	mu.Unlock()
+	if len(seen) != 0 {
+		t.Errorf("credentials were sent over plain HTTP: %v", seen)
+	}
+	// With --insecure-registry the user accepted plain HTTP for this host.
+	if _, err := c.Repository(ctx, remote.Endpoint{Registry: host, Repository: "team/app", Insecure: true}); err != nil {
+		t.Errorf("Repository(private address, insecure) = %v", err)
+	}
+}
