@@ -209,6 +209,11 @@ func TestSharedPIDNamespaceInfraDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Created before the pause dies, started after.
+	created, err := e.s.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: containerConfig(podCfg, image, "created", "sleep", "1"), SandboxConfig: podCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Kill(infra.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +229,10 @@ func TestSharedPIDNamespaceInfraDeath(t *testing.T) {
 	_, err = e.createAndStart(ctx, podID, podCfg, containerConfig(podCfg, image, "late", "true"))
 	if codeOf(err) != codes.FailedPrecondition {
 		t.Errorf("creating a container in a pod whose pause died = %v, want FailedPrecondition", err)
+	}
+	_, err = e.s.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId})
+	if codeOf(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "infra container") {
+		t.Errorf("starting a container in a pod whose pause died = %v, want FailedPrecondition naming the infra container", err)
 	}
 }
 
