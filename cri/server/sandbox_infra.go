@@ -47,7 +47,7 @@ import (
 // the pause program and empty mount points only: <state>/shim/pause-<digest>/,
 // written once by New.
 
-// Security settings of the infra container.
+// The infra container's user (the k8s pause image's) and stop timeout.
 const (
 	pauseUser = "65535:65535"
 	// pauseStopTimeout is how long StopPodSandbox waits for the pause to

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -85,6 +86,9 @@ func requireRoot(t *testing.T) {
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs real containers (namespaces, cgroups, overlayfs)")
+	}
+	if !libseccomp.Enabled {
+		t.Skip("containers always get a seccomp profile: run the tests with -tags seccomp (and libseccomp-dev)")
 	}
 	if _, err := os.Stat(testimage.BusyboxPath); err != nil {
 		t.Skipf("needs Debian's busybox-static (%s) for its test images", testimage.BusyboxPath)
