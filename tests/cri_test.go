@@ -682,3 +682,84 @@ func TestCRISignatureRejection(t *testing.T) {
 		t.Errorf("CreateContainer in namespace default = %v", err)
 	}
 }
+
+// A pod that shares its PID namespace has the embedded pause as PID 1,
+// written under --state by the real binary; kill -9 of the server leaves
+// the pod, its containers and its namespace as they were, and a container
+// started after the restart joins them; stopping the pod stops the pause
+// (exit 0) after the containers, and removing it removes everything. An
+// image volume is read-only in the container.
+func TestCRISharedPIDNamespaceAndImageVolume(t *testing.T) {
+	c := newCRIEnv(t)
+	ctx := ctxT(t)
+	c.pull(ctx)
+	pod := podConfig("pidshare", "default")
+	pod.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD},
+	}}
+	podID := c.runPod(ctx, pod)
+	start := func(name string, mounts []*runtimeapi.Mount, cmd ...string) string {
+		t.Helper()
+		id, err := c.createContainer(ctx, podID, pod, &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: name}, Command: cmd, Mounts: mounts,
+			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD},
+			}},
+		})
+		if err != nil {
+			t.Fatalf("CreateContainer(%s) = %v", name, err)
+		}
+		if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+			t.Fatalf("StartContainer(%s) = %v", name, err)
+		}
+		return id
+	}
+	vol := []*runtimeapi.Mount{{ContainerPath: "/img", Image: &runtimeapi.ImageSpec{Image: c.image}}}
+	a := start("a", vol, "sleep", "3600")
+	if r := c.execSync(ctx, a, "cat", "/proc/1/cmdline"); string(r.Stdout) != "/pause\x00" {
+		t.Errorf("PID 1 of the pod = %q, want the pause", r.Stdout)
+	}
+	if r := c.execSync(ctx, a, "sh", "-c", "test -x /img/bin/busybox && ! touch /img/x 2>/dev/null"); r.ExitCode != 0 {
+		t.Errorf("image volume at /img: want the image's files, read-only (exit %d, %s)", r.ExitCode, r.Stderr)
+	}
+	pauses, _ := filepath.Glob(filepath.Join(c.state, "shim", "pause-*", "pause"))
+	if len(pauses) != 1 {
+		t.Errorf("pause programs under --state: %v, want one", pauses)
+	}
+
+	c.kill9()
+	c.start()
+	pods, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil || len(pods.Items) != 1 || pods.Items[0].State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("pods after restart = %v, %v", pods, err)
+	}
+	list, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil || len(list.Containers) != 1 || list.Containers[0].Id != a || list.Containers[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("containers after restart = %v, %v; want a alone, running (the infra container is not listed)", list, err)
+	}
+	b := start("b", nil, "sleep", "3601")
+	r := c.execSync(ctx, b, "ps", "-o", "pid,args")
+	if !strings.Contains(string(r.Stdout), "1 /pause") || !strings.Contains(string(r.Stdout), "sleep 3600") {
+		t.Errorf("container started after the restart sees\n%s\nwant the pause as PID 1 and a's process", r.Stdout)
+	}
+
+	if _, err := c.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatalf("StopPodSandbox = %v", err)
+	}
+	ps := c.mustSigil("ps", "-a")
+	var infraLine string
+	for _, line := range strings.Split(ps.stdout, "\n") {
+		if strings.Contains(line, "k8s_POD_pidshare_default") {
+			infraLine = line
+		}
+	}
+	if !strings.Contains(infraLine, "Exited (0)") {
+		t.Errorf("infra container after StopPodSandbox: %q, want Exited (0)\n%s", infraLine, ps.stdout)
+	}
+	if _, err := c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatalf("RemovePodSandbox = %v", err)
+	}
+	if out := c.mustSigil("ps", "-a", "-q"); strings.TrimSpace(out.stdout) != "" {
+		t.Errorf("containers left after RemovePodSandbox:\n%s", out.stdout)
+	}
+}

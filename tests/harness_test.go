@@ -6,6 +6,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -41,14 +42,41 @@ func runMain(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		sigilBinary = filepath.Join(dir, "sigil")
-		build := exec.Command("go", "build", "-tags", "seccomp", "-o", sigilBinary, "../cmd/sigil")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
+		if err := buildSigil(dir, sigilBinary); err != nil {
 			fmt.Fprintln(os.Stderr, "build sigil:", err)
 			return 1
 		}
 	}
 	return m.Run()
+}
+
+// buildSigil builds sigil as `make build` does as far as the tests need:
+// with the pause program embedded (pods that share a PID namespace need
+// it), which it builds static into dir and hands to the build through an
+// overlay, leaving the source tree alone.
+func buildSigil(dir, out string) error {
+	pause := filepath.Join(dir, "pause.bin")
+	build := exec.Command("go", "build", "-trimpath", "-o", pause, "../cmd/sigil/pause")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("pause program: %w", err)
+	}
+	embedAt, err := filepath.Abs("../cmd/sigil/pause/pause.bin")
+	if err != nil {
+		return err
+	}
+	overlay := filepath.Join(dir, "overlay.json")
+	b, err := json.Marshal(map[string]map[string]string{"Replace": {embedAt: pause}})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(overlay, b, 0o644); err != nil {
+		return err
+	}
+	build = exec.Command("go", "build", "-overlay", overlay, "-tags", "seccomp sigil_pause", "-o", out, "../cmd/sigil")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	return build.Run()
 }
 
 // requireRoot skips a test that needs root, saying why.

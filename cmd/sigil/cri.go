@@ -126,8 +126,11 @@ func (a *app) criServe(ctx context.Context, f criFlags) error {
 		CNIBinDirs: binDirs,
 		StreamAddr: f.streamAddr,
 		Executable: exe,
-		Version:    version,
-		Logger:     a.logger,
+		// Without it (plain go build) pods that share a PID namespace are
+		// refused, saying how to build sigil.
+		PauseBinary: pauseBinary,
+		Version:     version,
+		Logger:      a.logger,
 	})
 	if err != nil {
 		return err

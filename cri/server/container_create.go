@@ -19,6 +19,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/sigil-project/sigil/runtime/container"
+	"github.com/sigil-project/sigil/runtime/images"
+	"github.com/sigil-project/sigil/runtime/pull"
 	"github.com/sigil-project/sigil/runtime/spec"
 )
 
@@ -65,22 +67,18 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err != nil {
 		return nil, err
 	}
-	if sb.State != sandboxReady {
+	if s.sandboxState(ctx, sb) != runtimeapi.PodSandboxState_SANDBOX_READY {
 		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.ID, errdefs.ErrFailedPrecondition)
 	}
 	sbCfg := sb.Cfg()
 	ns := sbCfg.GetMetadata().GetNamespace()
 
-	recs, err := s.findImage(ctx, cfg.GetImage().GetImage())
-	if err != nil {
-		return nil, err
-	}
-	img := recs[0]
 	verifier, err := s.cfg.Verifier(ctx, ns)
 	if err != nil {
 		return nil, fmt.Errorf("create container: trust policy: %w", err)
 	}
-	if err := verifier.VerifyImage(ctx, img.Name, img.Target); err != nil {
+	img, err := s.trustedImage(ctx, verifier, cfg.GetImage().GetImage())
+	if err != nil {
 		return nil, err
 	}
 	imgCfg, err := s.imageConfig(ctx, img)
@@ -89,21 +87,36 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 
 	id := newID()
-	run, opts, err := s.runOptions(sb, cfg)
+	run, opts, err := s.runOptions(ctx, sb, cfg)
 	if err != nil {
 		return nil, err
 	}
+	// Until the container is recorded, its snapshots are ours to remove;
+	// after, they go with it (OwnedDirs).
+	var snapshotKeys []string
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		if _, err := s.containers.Inspect(ctx, id); errdefs.IsNotFound(err) {
+			for _, key := range snapshotKeys {
+				_ = s.stores.Snapshots.Remove(context.WithoutCancel(ctx), key)
+			}
+		}
+	}()
 	rootfs, err := s.stores.Snapshots.Prepare(ctx, id, img.ChainIDs())
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if retErr != nil {
-			if _, err := s.containers.Inspect(ctx, id); errdefs.IsNotFound(err) {
-				_ = s.stores.Snapshots.Remove(context.WithoutCancel(ctx), id)
-			}
-		}
-	}()
+	snapshotKeys = append(snapshotKeys, id)
+	imageVolumes, err := s.imageVolumes(ctx, verifier, id, cfg.GetMounts(), &snapshotKeys)
+	if err != nil {
+		return nil, err
+	}
+	ownedDirs := make([]string, 0, len(snapshotKeys))
+	for _, key := range snapshotKeys {
+		ownedDirs = append(ownedDirs, s.stores.Snapshots.ActiveDir(key))
+	}
 	cfgJSON, err := protojson.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -130,12 +143,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		Run:          run,
 		Stdin:        cfg.GetStdin(),
 		PodID:        sb.ID,
-		OwnedDirs:    []string{s.stores.Snapshots.ActiveDir(id)},
+		OwnedDirs:    ownedDirs,
 		Labels:       cfg.GetLabels(),
 		Annotations:  cfg.GetAnnotations(),
 		Extra:        extra,
 		HostPID:      opts.hostPID,
 		PIDNamespace: opts.pidNS,
+		ImageVolumes: imageVolumes,
 	}
 	if dir, p := sbCfg.GetLogDirectory(), cfg.GetLogPath(); dir != "" && p != "" {
 		co.LogPath = filepath.Join(dir, p)
@@ -154,7 +168,7 @@ type nsChoice struct {
 
 // runOptions turns a CRI container config (in its sandbox) into the spec
 // package's options.
-func (s *Server) runOptions(sb *sandbox, cfg *runtimeapi.ContainerConfig) (spec.RunOptions, nsChoice, error) {
+func (s *Server) runOptions(ctx context.Context, sb *sandbox, cfg *runtimeapi.ContainerConfig) (spec.RunOptions, nsChoice, error) {
 	var ch nsChoice
 	sbCfg := sb.Cfg()
 	lin := cfg.GetLinux()
@@ -241,14 +255,14 @@ func (s *Server) runOptions(sb *sandbox, cfg *runtimeapi.ContainerConfig) (spec.
 	case runtimeapi.NamespaceMode_NODE:
 		ch.hostPID = true
 	case runtimeapi.NamespaceMode_POD:
-		ns, err := s.podPIDNamespace(sb)
+		ns, err := s.podPIDNamespace(ctx, sb)
 		if err != nil {
 			return run, ch, err
 		}
 		ch.pidNS = ns
 	case runtimeapi.NamespaceMode_TARGET:
 		target := sc.GetNamespaceOptions().GetTargetId()
-		info, err := s.containers.Inspect(context.Background(), target)
+		info, err := s.containers.Inspect(ctx, target)
 		if err != nil {
 			return run, ch, fmt.Errorf("target container %s for the PID namespace: %w", target, err)
 		}
@@ -266,8 +280,8 @@ func (s *Server) runOptions(sb *sandbox, cfg *runtimeapi.ContainerConfig) (spec.
 	)
 	for _, m := range cfg.GetMounts() {
 		src, dst := m.GetHostPath(), m.GetContainerPath()
-		if m.GetImage() != nil && m.GetImage().GetImage() != "" {
-			return run, ch, fmt.Errorf("mount of image %s at %s: image volumes are not supported yet: %w", m.GetImage().GetImage(), dst, errdefs.ErrNotImplemented)
+		if isImageMount(m) {
+			continue // see imageVolumes
 		}
 		if src == "" || dst == "" || !filepath.IsAbs(dst) {
 			return run, ch, fmt.Errorf("mount %q -> %q: both paths must be given, the container path absolute: %w", src, dst, errdefs.ErrInvalidArgument)
@@ -297,29 +311,64 @@ func (s *Server) runOptions(sb *sandbox, cfg *runtimeapi.ContainerConfig) (spec.
 	return run, ch, nil
 }
 
-// podPIDNamespace returns the PID namespace shared by the pod's
-// containers: the first running container's that has the pod's PID
-// namespace (""when there is none yet: this container's own becomes
-// it).
-func (s *Server) podPIDNamespace(sb *sandbox) (string, error) {
-	list, err := s.containers.List(context.Background())
+var invalidNameChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]`)
+
+// isImageMount reports whether m mounts an image (an image volume).
+func isImageMount(m *runtimeapi.Mount) bool { return m.GetImage().GetImage() != "" }
+
+// trustedImage returns the stored image that spec names, once verifier
+// (the trust policy of the pod's namespace) has judged it again: a key
+// withdrawn since the pull stops it here. A container's image and its
+// image volumes go through it alike.
+func (s *Server) trustedImage(ctx context.Context, verifier pull.Verifier, spec string) (*images.Image, error) {
+	recs, err := s.findImage(ctx, spec)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	// List is newest first: the oldest running one started the namespace.
-	for i := len(list) - 1; i >= 0; i-- {
-		c := list[i]
-		if c.PodID != sb.ID || !c.Running() || c.Pid == 0 {
-			continue
-		}
-		if _, cfg, ok := metaOf(c); ok && cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_POD {
-			return fmt.Sprintf("/proc/%d/ns/pid", c.Pid), nil
-		}
+	img := recs[0]
+	if err := verifier.VerifyImage(ctx, img.Name, img.Target); err != nil {
+		return nil, err
 	}
-	return "", nil
+	return img, nil
 }
 
-var invalidNameChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]`)
+// imageVolumes turns the config's image mounts (KEP-4639) into the
+// container's image volumes: each image, already on the node, is judged
+// by the trust policy as the container's own image is, and gets a view
+// snapshot (a read-only overlay of its layers, keyed <id>-iv<n>, which
+// keeps them from gc), mounted read-only at the container path whatever
+// the mount's readonly says, nosuid and nodev. The view keys are appended
+// to keys as they are made.
+func (s *Server) imageVolumes(ctx context.Context, verifier pull.Verifier, id string, mounts []*runtimeapi.Mount, keys *[]string) ([]container.ImageVolume, error) {
+	var out []container.ImageVolume
+	for i, m := range mounts {
+		if !isImageMount(m) {
+			continue
+		}
+		ref, dst := m.GetImage().GetImage(), m.GetContainerPath()
+		if !filepath.IsAbs(dst) || filepath.Clean(dst) == "/" {
+			return nil, fmt.Errorf("image volume %s: container path %q must be absolute, and not /: %w", ref, dst, errdefs.ErrInvalidArgument)
+		}
+		if m.GetHostPath() != "" {
+			return nil, fmt.Errorf("image volume %s at %s: a mount has an image or a host path, not both: %w", ref, dst, errdefs.ErrInvalidArgument)
+		}
+		if sub := m.GetImageSubPath(); filepath.IsAbs(sub) {
+			return nil, fmt.Errorf("image volume %s at %s: sub path %q must be relative to the image's root: %w", ref, dst, sub, errdefs.ErrInvalidArgument)
+		}
+		img, err := s.trustedImage(ctx, verifier, ref)
+		if err != nil {
+			return nil, fmt.Errorf("image volume at %s: %w", dst, err)
+		}
+		key := fmt.Sprintf("%s-iv%d", id, i)
+		view, err := s.stores.Snapshots.View(ctx, key, img.ChainIDs())
+		if err != nil {
+			return nil, fmt.Errorf("image volume %s at %s: %w", img.Name, dst, err)
+		}
+		*keys = append(*keys, key)
+		out = append(out, container.ImageVolume{Mount: view, Destination: filepath.Clean(dst), SubPath: m.GetImageSubPath()})
+	}
+	return out, nil
+}
 
 // containerName is the container's name in the store, as kubelet's
 // docker-era names read: k8s_<container>_<pod>_<namespace>_<uid>_<attempt>.

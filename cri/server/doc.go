@@ -3,9 +3,12 @@
 // unix socket, and it works on the same stores as the sigil CLI.
 //
 // A pod sandbox is a runtime/pod pod (pinned network, IPC and UTS
-// namespaces and a cgroup parent; no pause process) attached to a CNI
-// network, plus a record of the CRI's view of it (metadata, config, state,
-// IP) under <state>/cri/sandboxes/<id>/. A container is a runtime/container
+// namespaces and a cgroup parent) attached to a CNI network, plus a record
+// of the CRI's view of it (metadata, config, state, IP) under
+// <state>/cri/sandboxes/<id>/. A sandbox whose containers share a PID
+// namespace also has an infra container, whose PID 1 is the pause program
+// (see sandbox_infra.go). An image volume is a read-only view snapshot of
+// the image, mounted by the container manager (container.ImageVolume). A container is a runtime/container
 // container joining that pod, detached under a monitor; the CRI's own
 // metadata rides in the container record (Info.Extra), so `sigil ps`
 // lists it and a restarted server finds everything on disk:

@@ -9,9 +9,9 @@ import (
 )
 
 // ListPodSandbox lists sandboxes, filtered by ID (or ID prefix), state and
-// labels.
+// labels. A sandbox whose infra container has died is NOTREADY.
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	items, err := s.listSandboxes(req.GetFilter())
+	items, err := s.listSandboxes(ctx, req.GetFilter())
 	if err != nil {
 		return nil, err
 	}
@@ -20,14 +20,14 @@ func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSand
 
 // StreamPodSandboxes is ListPodSandbox in one message.
 func (s *Server) StreamPodSandboxes(req *runtimeapi.StreamPodSandboxesRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxesResponse]) error {
-	items, err := s.listSandboxes(req.GetFilter())
+	items, err := s.listSandboxes(stream.Context(), req.GetFilter())
 	if err != nil {
 		return err
 	}
 	return stream.Send(&runtimeapi.StreamPodSandboxesResponse{PodSandboxes: items})
 }
 
-func (s *Server) listSandboxes(f *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
+func (s *Server) listSandboxes(ctx context.Context, f *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
 	all, err := s.sandboxes.list()
 	if err != nil {
 		return nil, err
@@ -35,11 +35,12 @@ func (s *Server) listSandboxes(f *runtimeapi.PodSandboxFilter) ([]*runtimeapi.Po
 	items := []*runtimeapi.PodSandbox{}
 	for _, sb := range all {
 		cfg := sb.Cfg()
+		state := s.sandboxState(ctx, sb)
 		if f != nil {
 			if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) {
 				continue
 			}
-			if f.GetState() != nil && f.GetState().GetState() != criSandboxState(sb.State) {
+			if f.GetState() != nil && f.GetState().GetState() != state {
 				continue
 			}
 			if !matchLabels(cfg.GetLabels(), f.GetLabelSelector()) {
@@ -49,7 +50,7 @@ func (s *Server) listSandboxes(f *runtimeapi.PodSandboxFilter) ([]*runtimeapi.Po
 		items = append(items, &runtimeapi.PodSandbox{
 			Id:             sb.ID,
 			Metadata:       cfg.GetMetadata(),
-			State:          criSandboxState(sb.State),
+			State:          state,
 			CreatedAt:      sb.CreatedAt.UnixNano(),
 			Labels:         cfg.GetLabels(),
 			Annotations:    cfg.GetAnnotations(),

@@ -10,8 +10,8 @@ import (
 	"github.com/sigil-project/sigil/runtime/pod"
 )
 
-// RemovePodSandbox stops the sandbox if needed, removes its containers,
-// unpins its namespaces and deletes its record.
+// RemovePodSandbox stops the sandbox if needed, removes its containers
+// and its infra container, unpins its namespaces and deletes its record.
 //
 // Idempotent, as the CRI asks: removing a sandbox that does not exist
 // succeeds.
@@ -32,6 +32,8 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 		return nil, err
 	}
 	var errs []error
+	// Every container of the pod, the infra container among them (it is
+	// the pod's too, and last in the list, which is newest first).
 	for _, c := range list {
 		if c.PodID == sb.ID {
 			if err := s.removeContainer(ctx, c.ID); err != nil {

@@ -20,7 +20,10 @@ import (
 // RunPodSandbox creates a pod: pinned namespaces and a cgroup parent
 // (runtime/pod), attached to the CNI network unless it uses the host's,
 // with its resolv.conf, hostname and hosts files ready for its containers.
-// There is no pause process: the namespaces are held by bind mounts.
+// The network, IPC and UTS namespaces are held by bind mounts, with no
+// process; a sandbox whose containers share a PID namespace also gets an
+// infra container, the pause, as that namespace's PID 1 (see
+// sandbox_infra.go).
 //
 // Not idempotent, as the CRI says: a second sandbox with the same
 // metadata (name, namespace, uid, attempt) is refused with AlreadyExists.
@@ -36,6 +39,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	hostNet := nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE
+	if sharesPID(cfg) && s.pauseRootfs == "" {
+		return nil, errNoPause(md)
+	}
 	sb := &sandbox{ID: newID(), State: sandboxNotReady, CreatedAt: time.Now().UTC()}
 	if err := sb.setConfig(cfg); err != nil {
 		return nil, err
@@ -63,7 +69,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		return nil, err
 	}
 	defer s.locks.lock(sb.ID)()
-	log.InfoContext(ctx, "running pod sandbox", "host_network", hostNet)
+	log.InfoContext(ctx, "running pod sandbox", "host_network", hostNet, "shared_pid", sharesPID(cfg))
 
 	var p *pod.Pod
 	defer func() {
@@ -71,6 +77,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 			return
 		}
 		cctx := context.WithoutCancel(ctx)
+		if sb.InfraID != "" {
+			if err := s.removeContainer(cctx, sb.InfraID); err != nil {
+				log.WarnContext(ctx, "removing the infra container of a pod that failed to start", "error", err)
+			}
+		}
 		if sb.Networked {
 			if err := s.network.Teardown(cctx, s.podNetwork(sb)); err != nil {
 				log.WarnContext(ctx, "undoing the network of a pod that failed to start", "error", err)
@@ -134,11 +145,16 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 			return nil, err
 		}
 	}
+	if sharesPID(cfg) {
+		if err := s.startInfra(ctx, sb, p); err != nil {
+			return nil, err
+		}
+	}
 	sb.State = sandboxReady
 	if err := s.sandboxes.put(sb); err != nil {
 		return nil, err
 	}
-	log.InfoContext(ctx, "pod sandbox ready", "ips", sb.IPs)
+	log.InfoContext(ctx, "pod sandbox ready", "ips", sb.IPs, "infra_id", sb.InfraID)
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: sb.ID}, nil
 }
 

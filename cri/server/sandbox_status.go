@@ -8,6 +8,7 @@ import (
 )
 
 // PodSandboxStatus reports the sandbox's state, IPs and namespace options.
+// A sandbox whose infra container has died is NOTREADY.
 // An unknown ID is NotFound. With verbose, the containers' statuses are
 // included too, as kubelet's evented PLEG asks.
 func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
@@ -15,21 +16,22 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 	if err != nil {
 		return nil, err
 	}
-	st := s.sandboxStatus(sb)
+	st := s.sandboxStatus(ctx, sb)
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: st, Timestamp: nowNanos()}
 	if req.GetVerbose() {
-		b, _ := json.Marshal(map[string]any{"netns": sb.NetNS, "stateDir": s.sandboxes.path(sb.ID), "networked": sb.Networked})
+		b, _ := json.Marshal(map[string]any{"netns": sb.NetNS, "stateDir": s.sandboxes.path(sb.ID), "networked": sb.Networked, "infraID": sb.InfraID})
 		resp.Info = map[string]string{"info": string(b)}
 	}
 	return resp, nil
 }
 
-func (s *Server) sandboxStatus(sb *sandbox) *runtimeapi.PodSandboxStatus {
+func (s *Server) sandboxStatus(ctx context.Context, sb *sandbox) *runtimeapi.PodSandboxStatus {
 	cfg := sb.Cfg()
+	state := s.sandboxState(ctx, sb)
 	st := &runtimeapi.PodSandboxStatus{
 		Id:             sb.ID,
 		Metadata:       cfg.GetMetadata(),
-		State:          criSandboxState(sb.State),
+		State:          state,
 		CreatedAt:      sb.CreatedAt.UnixNano(),
 		Labels:         cfg.GetLabels(),
 		Annotations:    cfg.GetAnnotations(),
@@ -43,18 +45,11 @@ func (s *Server) sandboxStatus(sb *sandbox) *runtimeapi.PodSandboxStatus {
 		st.Linux.Namespaces.Options = &runtimeapi.NamespaceOption{}
 	}
 	// The IP is reported while the pod has one (not after a stop).
-	if sb.State == sandboxReady && len(sb.IPs) > 0 {
+	if state == runtimeapi.PodSandboxState_SANDBOX_READY && len(sb.IPs) > 0 {
 		st.Network.Ip = sb.IPs[0]
 		for _, ip := range sb.IPs[1:] {
 			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
 		}
 	}
 	return st
-}
-
-func criSandboxState(st sandboxState) runtimeapi.PodSandboxState {
-	if st == sandboxReady {
-		return runtimeapi.PodSandboxState_SANDBOX_READY
-	}
-	return runtimeapi.PodSandboxState_SANDBOX_NOTREADY
 }

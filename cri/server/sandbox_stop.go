@@ -8,9 +8,10 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// StopPodSandbox kills the pod's containers and detaches it from its
-// network; its namespaces stay until RemovePodSandbox, so its status can
-// still be read.
+// StopPodSandbox kills the pod's containers, then its infra container
+// (when it has one: the pause exits 0), and detaches it from its network;
+// its namespaces stay until RemovePodSandbox, so its status can still be
+// read.
 //
 // Idempotent, as the CRI asks: stopping a stopped sandbox succeeds, and so
 // does stopping one that does not exist (kubelet may retry after a
@@ -30,7 +31,8 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	return &runtimeapi.StopPodSandboxResponse{}, nil
 }
 
-// stopSandbox stops every container of sb, then its network.
+// stopSandbox stops every container of sb, then its infra container, then
+// its network.
 func (s *Server) stopSandbox(ctx context.Context, sb *sandbox) error {
 	log := s.log.With("pod_id", sb.ID)
 	list, err := s.containers.List(ctx)
@@ -39,7 +41,7 @@ func (s *Server) stopSandbox(ctx context.Context, sb *sandbox) error {
 	}
 	var errs []error
 	for _, c := range list {
-		if c.PodID != sb.ID || !c.Running() {
+		if c.PodID != sb.ID || !c.Running() || c.ID == sb.InfraID {
 			continue
 		}
 		// The CRI asks to "forcibly terminate": kubelet has already given
@@ -49,6 +51,11 @@ func (s *Server) stopSandbox(ctx context.Context, sb *sandbox) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// Last: the pause's exit kills whatever is left in the pod's PID
+	// namespace.
+	if err := s.stopInfra(ctx, sb); err != nil {
 		return err
 	}
 	if sb.Networked {

@@ -40,7 +40,10 @@ type sandbox struct {
 	// NetNS is the pod's pinned network namespace ("" for host network).
 	NetNS string `json:"netns,omitempty"`
 	// Networked says the CNI ADD succeeded and a DEL is owed.
-	Networked      bool   `json:"networked,omitempty"`
+	Networked bool `json:"networked,omitempty"`
+	// InfraID is the sandbox's infra container (the pause, PID 1 of the
+	// PID namespace its containers share); empty when it has none.
+	InfraID        string `json:"infra_id,omitempty"`
 	RuntimeHandler string `json:"runtime_handler,omitempty"`
 
 	config *runtimeapi.PodSandboxConfig

@@ -60,6 +60,11 @@ type Config struct {
 	// Executable is the sigil binary monitors re-execute (default: this
 	// one).
 	Executable string
+	// PauseBinary is the pause program (cmd/sigil/pause, static), PID 1
+	// of the pods whose containers share a PID namespace; New writes it
+	// under State. Without it such pods are refused (FailedPrecondition),
+	// and other pods work as ever.
+	PauseBinary []byte
 	// Version is sigil's version, reported by Version.
 	Version string
 	Logger  *slog.Logger
@@ -78,6 +83,9 @@ type Server struct {
 	network    *network.Manager
 	stream     *streaming.Server
 	sandboxes  *sandboxStore
+	// pauseRootfs is the infra containers' root filesystem ("" without
+	// a pause program).
+	pauseRootfs string
 
 	// locks serialises the lifecycle calls on one sandbox or container
 	// (kubelet may retry a call while the first is still running).
@@ -121,6 +129,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		network:    network.New(cfg.CNIConfDir, cfg.CNIBinDirs, filepath.Join(cfg.State, "cri", "cni"), cfg.Logger),
 		sandboxes:  &sandboxStore{dir: filepath.Join(cfg.State, "cri", "sandboxes")},
 	}
+	if len(cfg.PauseBinary) > 0 {
+		if s.pauseRootfs, err = writePauseRootfs(cfg.State, cfg.PauseBinary); err != nil {
+			return nil, err
+		}
+	} else {
+		s.log.WarnContext(ctx, "this sigil has no pause program (built without make build): pod sandboxes that share a PID namespace will be refused")
+	}
 	s.stream, err = streaming.Listen(cfg.StreamAddr, &streamRuntime{s: s}, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -130,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.log.Error("streaming server stopped", "error", err)
 		}
 	}()
-	s.log.InfoContext(ctx, "CRI server ready", "root", cfg.Root, "state", cfg.State, "stream_addr", s.stream.Addr(), "cni_conf_dir", cfg.CNIConfDir)
+	s.log.InfoContext(ctx, "CRI server ready", "root", cfg.Root, "state", cfg.State, "stream_addr", s.stream.Addr(), "pause_rootfs", s.pauseRootfs, "cni_conf_dir", cfg.CNIConfDir)
 	return s, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -65,6 +66,14 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 			return nil, fmt.Errorf("volume %s: %w", v, err)
 		}
 	}
+	for _, v := range opts.ImageVolumes {
+		if v.Mount.Type == "" || !path.IsAbs(v.Destination) || path.Clean(v.Destination) == "/" {
+			return nil, fmt.Errorf("image volume at %q: needs a mount and an absolute container path other than /: %w", v.Destination, errdefs.ErrInvalidArgument)
+		}
+		if path.IsAbs(v.SubPath) {
+			return nil, fmt.Errorf("image volume at %s: sub path %q must be relative to the image's root: %w", v.Destination, v.SubPath, errdefs.ErrInvalidArgument)
+		}
+	}
 	if opts.LogPath != "" {
 		if !path.IsAbs(opts.LogPath) {
 			return nil, fmt.Errorf("log path %q: must be absolute: %w", opts.LogPath, errdefs.ErrInvalidArgument)
@@ -112,6 +121,7 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 		Owner:        self(),
 		HostPID:      opts.HostPID,
 		PIDNamespace: opts.PIDNamespace,
+		ImageVolumes: opts.ImageVolumes,
 	}
 	if opts.LogPath != "" {
 		r.LogPath = opts.LogPath
@@ -188,6 +198,13 @@ func (m *Manager) setup(ctx context.Context, r *record, log *slog.Logger) (_ *li
 	if run.Hostname == "" {
 		run.Hostname = p.Hostname
 	}
+	if len(r.ImageVolumes) > 0 {
+		vols, err := m.mountImageVolumes(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		run.Mounts = append(slices.Clone(run.Mounts), vols...)
+	}
 	s, err := spec.Generate(spec.Options{
 		ID:          r.ID,
 		Image:       r.Image,
@@ -241,6 +258,48 @@ func (m *Manager) setup(ctx context.Context, r *record, log *slog.Logger) (_ *li
 	return lc, s, nil
 }
 
+// mountImageVolumes mounts r's image volumes under its state directory
+// and returns the bind mounts that put them in the container: read-only,
+// nosuid and nodev (a bind mount does not inherit those from its source
+// when the runtime remounts it read-only). What it mounted before a
+// failure is unmounted by teardown.
+func (m *Manager) mountImageVolumes(r *record) ([]specs.Mount, error) {
+	var vols []specs.Mount
+	for i, v := range r.ImageVolumes {
+		dir := m.imageVolumeDir(r.ID, i)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("image volume at %s: %w", v.Destination, err)
+		}
+		if err := v.Mount.Mount(dir); err != nil {
+			return nil, fmt.Errorf("image volume at %s: %w", v.Destination, err)
+		}
+		src := dir
+		if sub := path.Clean("/" + v.SubPath)[1:]; sub != "" {
+			// Resolved inside the view: a symlink may not lead out of it
+			// (os.Root refuses), and the view is read-only, so what is
+			// checked here is what gets mounted.
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				return nil, fmt.Errorf("image volume at %s: %w", v.Destination, err)
+			}
+			_, err = root.Stat(sub)
+			root.Close()
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("image volume at %s: sub path %q does not exist in the image: %w", v.Destination, v.SubPath, errdefs.ErrNotFound)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("image volume at %s: sub path %q: %v: it must stay inside the image: %w", v.Destination, v.SubPath, err, errdefs.ErrInvalidArgument)
+			}
+			src = path.Join(dir, sub)
+		}
+		vols = append(vols, specs.Mount{
+			Destination: path.Clean(v.Destination), Type: "bind", Source: src,
+			Options: []string{"rbind", "rprivate", "ro", "nosuid", "nodev"},
+		})
+	}
+	return vols, nil
+}
+
 // teardown releases what a container holds once its init has exited:
 // the libcontainer container (its cgroup and state), the rootfs mount,
 // and the pod when the container owns it. It is idempotent.
@@ -262,6 +321,11 @@ func (m *Manager) teardown(ctx context.Context, r *record, log *slog.Logger) err
 	}
 	if err := mount.Unmount(m.rootfsDir(r.ID)); err != nil {
 		errs = append(errs, err)
+	}
+	for i := range r.ImageVolumes {
+		if err := mount.Unmount(m.imageVolumeDir(r.ID, i)); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if r.OwnsPod {
 		p, err := pod.Load(ctx, m.state, r.PodID, pod.WithLogger(m.logger))

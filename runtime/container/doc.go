@@ -48,7 +48,8 @@
 //	├── containers/<id>/
 //	│   ├── config.json            the generated OCI runtime spec (base of exec)
 //	│   ├── monitor.log            the monitor's own log (detached containers)
-//	│   └── rootfs/                mount point of the image's root filesystem
+//	│   ├── rootfs/                mount point of the image's root filesystem
+//	│   └── image-volumes/<n>/     mount points of the image volumes' views
 //	├── libcontainer/<id>/         libcontainer state (state.json, exec fifo)
 //	└── pods/<pod-id>/             see runtime/pod
 //

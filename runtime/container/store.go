@@ -41,6 +41,8 @@ type record struct {
 	// HostPID and PIDNamespace: see CreateOptions.
 	HostPID      bool   `json:"host_pid,omitempty"`
 	PIDNamespace string `json:"pid_namespace,omitempty"`
+	// ImageVolumes: see CreateOptions.
+	ImageVolumes []ImageVolume `json:"image_volumes,omitempty"`
 	// Owner is the process supervising the container: the foreground
 	// `sigil run`, or the monitor.
 	Owner owner `json:"owner,omitzero"`
@@ -116,6 +118,11 @@ func (m *Manager) monitorLog(id string) string  { return filepath.Join(m.stateDi
 func (m *Manager) controlPath(id string) string { return filepath.Join(m.stateDir(id), "control") }
 func (m *Manager) attachPath(id string) string  { return filepath.Join(m.stateDir(id), "attach.sock") }
 func (m *Manager) libcontainerRoot() string     { return filepath.Join(m.state, "libcontainer") }
+
+// imageVolumeDir is where the i-th image volume's view is mounted.
+func (m *Manager) imageVolumeDir(id string, i int) string {
+	return filepath.Join(m.stateDir(id), "image-volumes", strconv.Itoa(i))
+}
 
 // lock takes the store's exclusive lock (flock on <root>/containers/.lock),
 // shared by every sigil process using this root. Hold it only for short

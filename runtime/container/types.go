@@ -85,6 +85,21 @@ type CreateOptions struct {
 	// container has its own.
 	HostPID      bool
 	PIDNamespace string
+	// ImageVolumes are read-only views of images (the CRI's image
+	// volumes, see ImageVolume), mounted when the container starts and
+	// unmounted when it exits.
+	ImageVolumes []ImageVolume
+}
+
+// ImageVolume is an image mounted read-only in a container. Mount (a
+// snapshot view) is mounted on the host, under the container's state
+// directory, when the container starts; then its SubPath (the whole view
+// when empty) is bind-mounted read-only at Destination. A SubPath must
+// stay inside the view, symlinks included, and exist.
+type ImageVolume struct {
+	Mount       mount.Mount `json:"mount"`
+	Destination string      `json:"destination"`
+	SubPath     string      `json:"sub_path,omitempty"`
 }
 
 // TerminalSize is the size of a terminal, in characters.

@@ -45,6 +45,14 @@ func (m Mount) Mount(target string) error {
 	if err := unix.Mount(m.Source, target, m.Type, flags, strings.Join(data, ",")); err != nil {
 		return fmt.Errorf("mount %s on %s (options %s): %w", m.Type, target, strings.Join(m.Options, ","), err)
 	}
+	// The kernel ignores the other flags of a bind mount (read-only,
+	// nosuid, nodev): they take a second, remounting call.
+	if perMount := flags &^ (unix.MS_BIND | unix.MS_REC); flags&unix.MS_BIND != 0 && perMount != 0 {
+		if err := unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|perMount, ""); err != nil {
+			_ = unix.Unmount(target, unix.MNT_DETACH)
+			return fmt.Errorf("mount %s on %s: make the bind mount %s: %w", m.Source, target, strings.Join(m.Options, ","), err)
+		}
+	}
 	return nil
 }
 

@@ -10,6 +10,15 @@
 // when the goroutine ends and no other goroutine runs in those namespaces.
 // The bind mounts keep the namespaces alive until Remove.
 //
+// A PID namespace cannot be pinned that way: it lives only as long as its
+// first process, its init. A pod whose containers share one (the CRI's
+// PID namespace mode POD) has an infra process for that, started by its
+// caller; PinPID then pins the infra's namespace like the others, so that
+// a container joins it by a path that never names another process, even
+// after the infra's PID is reused. Joining it once the infra is dead
+// fails (the kernel refuses new processes in a PID namespace whose init
+// has exited).
+//
 // Pod records are JSON files written to a temporary file and renamed, so
 // any other sigil process (or the CRI server after a restart) can Load a
 // pod. On disk, under the state directory (--state, /run/sigil):
@@ -21,7 +30,9 @@
 //	        └── ns/
 //	            ├── net       bind mount of the pinned network namespace (absent with host network)
 //	            ├── ipc       bind mount of the pinned IPC namespace
-//	            └── uts       bind mount of the pinned UTS namespace
+//	            ├── uts       bind mount of the pinned UTS namespace
+//	            └── pid       bind mount of the PID namespace of the pod's infra
+//	                          process (PinPID), when its containers share one
 //
 // Cgroups: a pod's cgroup parent is "<cgroup root>/<pod-id>" ("/sigil/<id>"
 // by default) in every hierarchy; container cgroups nest under it
@@ -112,6 +123,9 @@ type Namespaces struct {
 	Network string `json:"network,omitempty"`
 	IPC     string `json:"ipc"`
 	UTS     string `json:"uts"`
+	// PID is the pinned PID namespace of the pod's infra process (see
+	// PinPID); empty when the pod has none.
+	PID string `json:"pid,omitempty"`
 }
 
 // Pod is a created pod, as recorded on disk.
@@ -308,7 +322,7 @@ func List(ctx context.Context, stateDir string, opts ...Option) ([]*Pod, error) 
 func (p *Pod) Remove(ctx context.Context) error {
 	p.logger.InfoContext(ctx, "removing pod")
 	var errs []error
-	for _, name := range []string{"net", "ipc", "uts"} {
+	for _, name := range []string{"net", "ipc", "uts", "pid"} {
 		f := filepath.Join(p.dir, nsDirName, name)
 		if err := unix.Unmount(f, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", f, err))
@@ -330,6 +344,68 @@ func (p *Pod) Remove(ctx context.Context) error {
 		return fmt.Errorf("remove pod %s: %w", p.ID, err)
 	}
 	p.logger.InfoContext(ctx, "removed pod")
+	return nil
+}
+
+// PinPID pins the PID namespace of process pid, the pod's infra process
+// (PID 1 of the namespace the pod's containers share), as <dir>/ns/pid,
+// and records it in Namespaces.PID. The namespace must not be this
+// process's own (the host's): that would be a container's PID namespace
+// escaping into the host's, so it is refused with
+// errdefs.ErrInvalidArgument. Pinning a pod twice is
+// errdefs.ErrAlreadyExists.
+func (p *Pod) PinPID(ctx context.Context, pid int) (retErr error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if p.Namespaces.PID != "" {
+		return fmt.Errorf("pod %s: its PID namespace is pinned already: %w", p.ID, errdefs.ErrAlreadyExists)
+	}
+	src := fmt.Sprintf("/proc/%d/ns/pid", pid)
+	nsIno := func(path string) (uint64, error) {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			return 0, err
+		}
+		return st.Ino, nil
+	}
+	want, err := nsIno(src)
+	if err != nil {
+		return fmt.Errorf("pod %s: PID namespace of process %d: %w", p.ID, pid, err)
+	}
+	host, err := nsIno("/proc/self/ns/pid")
+	if err != nil {
+		return fmt.Errorf("pod %s: own PID namespace: %w", p.ID, err)
+	}
+	if want == host {
+		return fmt.Errorf("pod %s: process %d is in the host's PID namespace, not in a pod's own: %w", p.ID, pid, errdefs.ErrInvalidArgument)
+	}
+	target := filepath.Join(p.dir, nsDirName, "pid")
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("pod %s: pin the PID namespace: %w", p.ID, err)
+	}
+	f.Close()
+	defer func() {
+		if retErr != nil {
+			_ = unix.Unmount(target, unix.MNT_DETACH)
+			_ = os.Remove(target)
+		}
+	}()
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("pod %s: pin the PID namespace: bind mount %s on %s: %w", p.ID, src, target, err)
+	}
+	// What was pinned is what was checked (the process did not exit and
+	// have its PID reused in between).
+	if got, err := nsIno(target); err != nil || got != want {
+		return fmt.Errorf("pod %s: process %d exited while its PID namespace was being pinned: %w", p.ID, pid, errdefs.ErrFailedPrecondition)
+	}
+	p.Namespaces.PID = target
+	if err := writeJSON(filepath.Join(p.dir, recordName), p); err != nil {
+		p.Namespaces.PID = ""
+		return fmt.Errorf("pod %s: %w", p.ID, err)
+	}
+	p.logger.InfoContext(ctx, "pinned the pod's PID namespace", "infra_pid", pid)
 	return nil
 }
 

@@ -6,7 +6,8 @@
 // Lifecycle: Unpack fills a committed snapshot once (concurrent callers
 // wait for the first and then reuse its result); Prepare creates an active
 // snapshot (upper + work dirs) over a chain of committed ones and returns
-// the overlay mount; Remove deletes an active snapshot; Delete removes a
+// the overlay mount; View creates a read-only one (no upper directory: an
+// image mounted as a volume); Remove deletes either; Delete removes a
 // committed one, which gc does only when no image and no active snapshot
 // uses it.
 //
@@ -19,7 +20,8 @@
 //	│   │                   trusted.overlay.opaque)
 //	│   └── diffid          the layer's uncompressed digest
 //	├── active/<key>/
-//	│   ├── upper/  work/   the container's writable layer
+//	│   ├── upper/  work/   the container's writable layer (not in a view)
+//	│   ├── empty/          a view's bottom layer, empty (a view of one layer)
 //	│   └── parents.json    the chain IDs below it, bottom first
 //	├── tmp/                unpacks in progress; renamed into committed/
 //	└── locks/
@@ -167,6 +169,55 @@ func (s *Snapshotter) Prepare(_ context.Context, key string, chain []digest.Dige
 	return m, nil
 }
 
+// View creates the view snapshot key over the committed chain (bottom
+// first) and returns its mount: a read-only overlay of the chain's layers
+// with no upper directory, mounted nosuid and nodev. A view keeps its
+// chain from gc, as an active snapshot does, until Remove(key). Every
+// snapshot in chain must be committed (errdefs.ErrNotFound otherwise).
+//
+// overlayfs wants at least two lower directories without an upper one:
+// a chain of one layer gets an empty directory below it.
+func (s *Snapshotter) View(_ context.Context, key string, chain []digest.Digest) (mount.Mount, error) {
+	if key == "" || strings.ContainsAny(key, "/.") {
+		return mount.Mount{}, fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalidArgument)
+	}
+	if len(chain) == 0 {
+		return mount.Mount{}, fmt.Errorf("snapshot %s: an image with no layers has nothing to view: %w", key, errdefs.ErrInvalidArgument)
+	}
+	dir := filepath.Join(s.root, "active", key)
+	lowers := make([]string, 0, len(chain)+1)
+	for i := len(chain) - 1; i >= 0; i-- {
+		if !s.Has(chain[i]) {
+			return mount.Mount{}, fmt.Errorf("snapshot %s is not unpacked: fetch the image again: %w", chain[i], errdefs.ErrNotFound)
+		}
+		lowers = append(lowers, filepath.Join(s.committedDir(chain[i]), "fs"))
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, errdefs.ErrAlreadyExists)
+		}
+		return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, err)
+	}
+	if len(lowers) == 1 {
+		empty := filepath.Join(dir, "empty")
+		if err := os.Mkdir(empty, 0o755); err != nil {
+			os.RemoveAll(dir)
+			return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, err)
+		}
+		lowers = append(lowers, empty)
+	}
+	b, _ := json.Marshal(chain)
+	if err := os.WriteFile(filepath.Join(dir, "parents.json"), b, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return mount.Mount{}, fmt.Errorf("snapshot %s: %w (is the disk full?)", key, err)
+	}
+	return mount.Mount{
+		Type:    "overlay",
+		Source:  "overlay",
+		Options: []string{"ro", "nosuid", "nodev", "lowerdir=" + strings.Join(lowers, ":"), "index=off"},
+	}, nil
+}
+
 type prepareOptions struct{ volatile bool }
 
 // PrepareOption configures an active snapshot.
@@ -196,7 +247,8 @@ func (s *Snapshotter) mountFor(key string, lowers []string) mount.Mount {
 	}
 }
 
-// Remove deletes the active snapshot key; absent is not an error.
+// Remove deletes the active (or view) snapshot key; absent is not an
+// error.
 func (s *Snapshotter) Remove(_ context.Context, key string) error {
 	if key == "" || strings.ContainsAny(key, "/.") {
 		return fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalidArgument)

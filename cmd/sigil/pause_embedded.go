@@ -1,0 +1,11 @@
+//go:build sigil_pause
+
+package main
+
+import _ "embed"
+
+// The pause program (./cmd/sigil/pause), built static and embedded by
+// `make build`: PID 1 of the pods that share a PID namespace.
+//
+//go:embed pause/pause.bin
+var pauseBinary []byte
