@@ -53,7 +53,8 @@ func TestRunForeground(t *testing.T) {
 		{"env file", []string{"--env-file", writeFile(t, "A=1\n# comment\nB=two\n"), bb, "sh", "-c", "echo $A $B"}, "", "1 two\n", 0},
 		{"entrypoint", []string{"--entrypoint", "/bin/echo", bb, "x", "y"}, "", "x y\n", 0},
 		{"hostname", []string{"--hostname", "box", bb, "hostname"}, "", "box\n", 0},
-		{"pid 1 in own pid namespace", []string{bb, "sh", "-c", "echo $$; ps -o pid | wc -l"}, "", "1\n4\n", 0}, // header, sh, ps, wc: no host process
+		// Only the container's own few processes (small PIDs), none of the host's.
+		{"pid 1 in own pid namespace", []string{bb, "sh", "-c", "echo $$; ps -o pid= | awk '$1 > 20 {host=1} END {print host ? \"host processes visible\" : \"own\"}'"}, "", "1\nown\n", 0},
 		{"whiteouts and opaque dir applied", []string{layered, "sh", "-c", "test ! -e /data/gone && cat /data/keep && ls /opq && cat /etc/motd"}, "", "keep\nnew\nlayer3\n", 0},
 		{"layer ownership and modes", []string{layered, "stat", "-c", "%u:%g %a", "/home/app/owned", "/tmp"}, "", "1000:1000 600\n0:0 1777\n", 0},
 		{"read-only rootfs", []string{"--read-only", bb, "sh", "-c", "touch /x 2>/dev/null || echo refused; touch /tmp/y && echo tmp-ok"}, "", "refused\ntmp-ok\n", 0},
