@@ -80,12 +80,27 @@ func TestCRIBenchmark(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n := freeBenchSubnet(t)
 	const pods = 20
+	for _, sharedPID := range []bool{false, true} {
+		scenario := "kubelet's default pod (PID namespace per container)"
+		if sharedPID {
+			scenario = "shareProcessNamespace pod (one PID namespace, a pause on both sides)"
+		}
+		t.Logf("== %s", scenario)
+		criBenchScenario(ctx, t, reg.Host, image, pause, pods, sharedPID)
+	}
+}
+
+func criBenchScenario(ctx context.Context, t *testing.T, registry, image, pause string, pods int, sharedPID bool) {
+	n := freeBenchSubnet(t)
 	var res []criBenchResult
 	for _, rt := range []string{"sigil", "containerd"} {
-		ok := t.Run(rt, func(t *testing.T) {
-			b := &criBenchRuntime{t: t, name: rt, dir: t.TempDir(), image: image, pause: pause, registry: reg.Host}
+		name := rt
+		if sharedPID {
+			name += "-shared-pid"
+		}
+		ok := t.Run(name, func(t *testing.T) {
+			b := &criBenchRuntime{t: t, name: rt, dir: t.TempDir(), image: image, pause: pause, registry: registry, sharedPID: sharedPID}
 			b.cgroupParent = fmt.Sprintf("/cribench-%s-%d", rt, os.Getpid())
 			if rt == "sigil" {
 				b.bridge, b.subnet = fmt.Sprintf("cbsig%d", n), fmt.Sprintf("10.88.%d.0/24", n)
@@ -148,12 +163,15 @@ type criBenchRuntime struct {
 	rt                          runtimeapi.RuntimeServiceClient
 	img                         runtimeapi.ImageServiceClient
 	cniDir, logDir, ipamDir, lf string
+	// sharedPID runs pods whose containers share one PID namespace
+	// (shareProcessNamespace), for which both runtimes keep a pause.
+	sharedPID bool
 }
 
 type criBenchResult struct {
 	name                 string
 	mean, median         float64 // ms
-	supervisors          int
+	supervisors, pauses  int
 	rssPerSup, pssPerSup float64 // MB (smaps kB / 1024)
 	rssPerPod, pssPerPod float64
 }
@@ -405,18 +423,30 @@ func (b *criBenchRuntime) measure(ctx context.Context, pods int) criBenchResult 
 	var lat []float64
 	for i := range pods {
 		name := fmt.Sprintf("bench-%d", i)
+		// The namespaces kubelet asks for a pod without shareProcessNamespace
+		// or host namespaces: pod network and IPC, a PID namespace per
+		// container. (Left unset, the CRI's zero value is a shared PID
+		// namespace, for which Sigil starts a pause as containerd always does;
+		// see sharedPID.)
+		ns := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Ipc: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER}
+		if b.sharedPID {
+			ns.Pid = runtimeapi.NamespaceMode_POD
+		}
 		pod := &runtimeapi.PodSandboxConfig{
 			Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: fmt.Sprintf("%s-%d-uid", b.name, i)},
 			Hostname:     name,
 			LogDirectory: filepath.Join(b.logDir, name),
-			Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: fmt.Sprintf("%s/pod%d", b.cgroupParent, i)},
+			Linux: &runtimeapi.LinuxPodSandboxConfig{
+				CgroupParent:    fmt.Sprintf("%s/pod%d", b.cgroupParent, i),
+				SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns},
+			},
 		}
 		cc := &runtimeapi.ContainerConfig{
 			Metadata: &runtimeapi.ContainerMetadata{Name: "sleep"},
 			Image:    &runtimeapi.ImageSpec{Image: b.image},
 			Command:  []string{"sleep", "3600"},
 			LogPath:  "sleep.log",
-			Linux:    &runtimeapi.LinuxContainerConfig{},
+			Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: ns}},
 		}
 		start := time.Now()
 		r, err := b.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
@@ -452,9 +482,12 @@ func (b *criBenchRuntime) measure(ctx context.Context, pods int) criBenchResult 
 	if len(sups) == 0 {
 		t.Fatalf("%s: no per-pod supervisor processes found", b.name)
 	}
+	// The pause processes are the runtime's too: containerd keeps one in
+	// every pod, Sigil in the pods that share a PID namespace.
+	pauses := b.pauses(sups)
 	var rss, pss float64
 	exes := map[string]int{}
-	for _, pid := range sups {
+	for _, pid := range append(slices.Clone(sups), pauses...) {
 		r, p, err := smapsRollup(pid)
 		if err != nil {
 			t.Fatalf("%s: smaps_rollup of %d: %v", b.name, pid, err)
@@ -464,7 +497,7 @@ func (b *criBenchRuntime) measure(ctx context.Context, pods int) criBenchResult 
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		exes[exe]++
 	}
-	res := criBenchResult{name: b.name, supervisors: len(sups)}
+	res := criBenchResult{name: b.name, supervisors: len(sups), pauses: len(pauses)}
 	for _, v := range lat {
 		res.mean += v
 	}
@@ -472,12 +505,12 @@ func (b *criBenchRuntime) measure(ctx context.Context, pods int) criBenchResult 
 	sorted := slices.Clone(lat)
 	slices.Sort(sorted)
 	res.median = (sorted[(len(sorted)-1)/2] + sorted[len(sorted)/2]) / 2
-	res.rssPerSup, res.pssPerSup = rss/float64(len(sups))/1024, pss/float64(len(sups))/1024
+	res.rssPerSup, res.pssPerSup = rss/float64(len(sups)+len(pauses))/1024, pss/float64(len(sups)+len(pauses))/1024
 	res.rssPerPod, res.pssPerPod = rss/float64(pods)/1024, pss/float64(pods)/1024
 	t.Logf("%s: run+create+start × %d: mean %.1f ms, median %.1f ms, min %.1f, max %.1f; all (ms): %s",
 		b.name, pods, res.mean, res.median, sorted[0], sorted[len(sorted)-1], fmtMs(lat))
-	t.Logf("%s: %d supervisors (%v): RSS %.1f MB, PSS %.1f MB per supervisor; per pod RSS %.1f MB, PSS %.1f MB",
-		b.name, len(sups), exes, res.rssPerSup, res.pssPerSup, res.rssPerPod, res.pssPerPod)
+	t.Logf("%s: %d supervisors and %d pauses (%v): RSS %.1f MB, PSS %.1f MB per process; per pod RSS %.1f MB, PSS %.1f MB",
+		b.name, len(sups), len(pauses), exes, res.rssPerSup, res.pssPerSup, res.rssPerPod, res.pssPerPod)
 	return res
 }
 
@@ -514,6 +547,37 @@ func (b *criBenchRuntime) supervisors() []int {
 			if filepath.Base(args[0]) == "containerd-shim-runc-v2" && slices.Contains(args, b.sock) {
 				pids = append(pids, pid)
 			}
+		}
+	}
+	return pids
+}
+
+// pauses lists the children of the supervisors that are not the
+// benchmark's workload (`sleep 3600`): the pods' pause processes.
+func (b *criBenchRuntime) pauses(sups []int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		if !slices.Contains(sups, ppid) {
+			continue
+		}
+		raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.TrimRight(string(raw), "\x00") != "sleep\x003600" {
+			pids = append(pids, pid)
 		}
 	}
 	return pids
