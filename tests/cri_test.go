@@ -682,3 +682,30 @@ func TestCRISignatureRejection(t *testing.T) {
 		t.Errorf("CreateContainer in namespace default = %v", err)
 	}
 }
+
+// A stop that comes right after the start (critest sends it within a few
+// milliseconds) reaches the container's init while it may still be
+// libcontainer's init, which catches every signal and then execs the
+// container's process: the signal must not be lost there, or the stop
+// waits out its whole grace period. Containers of `sh -c top` (top, as
+// PID 1, exits on SIGTERM) must stop at once, every time.
+func TestCRIStopRightAfterStart(t *testing.T) {
+	c := newCRIEnv(t)
+	ctx := ctxT(t)
+	c.pull(ctx)
+	pod := podConfig("quickstop", "default")
+	podID := c.runPod(ctx, pod)
+	for i := range 50 {
+		id := c.runContainer(ctx, podID, pod, fmt.Sprintf("top-%d", i), "sh", "-c", "top")
+		start := time.Now()
+		if _, err := c.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 30}); err != nil {
+			t.Fatalf("StopContainer #%d = %v", i, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("StopContainer #%d right after StartContainer took %s: the SIGTERM was lost and the 30 s grace period ran out", i, d.Round(time.Millisecond))
+		}
+		if _, err := c.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+			t.Fatalf("RemoveContainer #%d = %v", i, err)
+		}
+	}
+}
