@@ -709,3 +709,32 @@ func TestCRIStopRightAfterStart(t *testing.T) {
 		}
 	}
 }
+
+// StopPodSandbox stops the pod's containers with no grace period: the
+// stop signal, then SIGKILL at once. When the stop signal has ended the
+// process already (top exits on SIGTERM), the SIGKILL finds it gone, and
+// the stop succeeds all the same (it failed with "unable to signal init:
+// os: process already finished" about once in a hundred).
+func TestCRIStopAtOnce(t *testing.T) {
+	c := newCRIEnv(t)
+	ctx := ctxT(t)
+	c.pull(ctx)
+	for i := range 100 {
+		pod := podConfig(fmt.Sprintf("stopnow-%d", i), "default")
+		podID := c.runPod(ctx, pod)
+		cmd := []string{"sleep", "60"}
+		if i%2 == 1 {
+			cmd = []string{"sh", "-c", "top"}
+		}
+		id := c.runContainer(ctx, podID, pod, "c", cmd...)
+		if i%4 < 2 {
+			c.execSync(ctx, id, "true")
+		}
+		if _, err := c.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+			t.Fatalf("StopPodSandbox #%d (%v) = %v", i, cmd, err)
+		}
+		if _, err := c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+			t.Fatalf("RemovePodSandbox #%d = %v", i, err)
+		}
+	}
+}

@@ -73,7 +73,10 @@ func (m *Manager) signal(r *record, sig unix.Signal) error {
 	if err != nil {
 		return err
 	}
-	if err := lc.Signal(sig); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+	// ErrProcessDone: the process ended between libcontainer's check that
+	// it runs and the signal (a SIGKILL right after the stop signal that
+	// ended it): it is as stopped as it can be.
+	if err := lc.Signal(sig); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
 	return nil
