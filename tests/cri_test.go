@@ -763,3 +763,59 @@ func TestCRISharedPIDNamespaceAndImageVolume(t *testing.T) {
 		t.Errorf("containers left after RemovePodSandbox:\n%s", out.stdout)
 	}
 }
+
+// A stop that comes right after the start (critest sends it within a few
+// milliseconds) reaches the container's init while it may still be
+// libcontainer's init, which catches every signal and then execs the
+// container's process: the signal must not be lost there, or the stop
+// waits out its whole grace period. Containers of `sh -c top` (top, as
+// PID 1, exits on SIGTERM) must stop at once, every time.
+func TestCRIStopRightAfterStart(t *testing.T) {
+	c := newCRIEnv(t)
+	ctx := ctxT(t)
+	c.pull(ctx)
+	pod := podConfig("quickstop", "default")
+	podID := c.runPod(ctx, pod)
+	for i := range 50 {
+		id := c.runContainer(ctx, podID, pod, fmt.Sprintf("top-%d", i), "sh", "-c", "top")
+		start := time.Now()
+		if _, err := c.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 30}); err != nil {
+			t.Fatalf("StopContainer #%d = %v", i, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("StopContainer #%d right after StartContainer took %s: the SIGTERM was lost and the 30 s grace period ran out", i, d.Round(time.Millisecond))
+		}
+		if _, err := c.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+			t.Fatalf("RemoveContainer #%d = %v", i, err)
+		}
+	}
+}
+
+// StopPodSandbox stops the pod's containers with no grace period: the
+// stop signal, then SIGKILL at once. When the stop signal has ended the
+// process already (top exits on SIGTERM), the SIGKILL finds it gone, and
+// the stop succeeds all the same (it failed with "unable to signal init:
+// os: process already finished" about once in a hundred).
+func TestCRIStopAtOnce(t *testing.T) {
+	c := newCRIEnv(t)
+	ctx := ctxT(t)
+	c.pull(ctx)
+	for i := range 100 {
+		pod := podConfig(fmt.Sprintf("stopnow-%d", i), "default")
+		podID := c.runPod(ctx, pod)
+		cmd := []string{"sleep", "60"}
+		if i%2 == 1 {
+			cmd = []string{"sh", "-c", "top"}
+		}
+		id := c.runContainer(ctx, podID, pod, "c", cmd...)
+		if i%4 < 2 {
+			c.execSync(ctx, id, "true")
+		}
+		if _, err := c.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+			t.Fatalf("StopPodSandbox #%d (%v) = %v", i, cmd, err)
+		}
+		if _, err := c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+			t.Fatalf("RemovePodSandbox #%d = %v", i, err)
+		}
+	}
+}

@@ -73,7 +73,10 @@ func (m *Manager) signal(r *record, sig unix.Signal) error {
 	if err != nil {
 		return err
 	}
-	if err := lc.Signal(sig); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+	// ErrProcessDone: the process ended between libcontainer's check that
+	// it runs and the signal (a SIGKILL right after the stop signal that
+	// ended it): it is as stopped as it can be.
+	if err := lc.Signal(sig); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
 	return nil
@@ -180,8 +183,12 @@ func (m *Manager) removeFiles(ctx context.Context, r *record, log *slog.Logger) 
 	return nil
 }
 
-// waitForHandler waits, for at most d, until process pid catches or
-// ignores sig (SigCgt or SigIgn in /proc/<pid>/status).
+// waitForHandler waits, for at most d, until process pid runs the
+// container's own program and catches or ignores sig (SigCgt or SigIgn in
+// /proc/<pid>/status). Until it has exec'd that program it is
+// libcontainer's init, a Go program that catches every signal: a signal
+// taken there, or pending when the exec resets the handlers, is lost to a
+// PID namespace's init.
 func waitForHandler(ctx context.Context, pid int, sig unix.Signal, d time.Duration) {
 	if pid <= 0 {
 		return
@@ -189,21 +196,42 @@ func waitForHandler(ctx context.Context, pid int, sig unix.Signal, d time.Durati
 	bit := uint64(1) << (uint(sig) - 1)
 	deadline := time.Now().Add(d)
 	for {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		// The command line first: once it is the container's, the exec
+		// has reset the init's handlers, so the status read after it
+		// shows the program's own.
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil {
 			return
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, ok := strings.Cut(line, ":")
-			if !ok || (k != "SigCgt" && k != "SigIgn") {
-				continue
-			}
-			if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && mask&bit != 0 {
+		if !runtimeInit(cmdline) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if err != nil {
 				return
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				k, v, ok := strings.Cut(line, ":")
+				if k == "State" && strings.HasPrefix(strings.TrimSpace(v), "Z") {
+					return // exited: nothing to wait for
+				}
+				if !ok || (k != "SigCgt" && k != "SigIgn") {
+					continue
+				}
+				if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && mask&bit != 0 {
+					return
+				}
 			}
 		}
 		if time.Now().After(deadline) || sleepCtx(ctx, 10*time.Millisecond) != nil {
 			return
 		}
 	}
+}
+
+// runtimeInit tells whether a /proc/<pid>/cmdline is that of a process not
+// yet running the container's program: libcontainer's init (its runtime's
+// argv[0], then "init"), or a process in the middle of an exec, whose
+// command line reads empty until the new program's is set up.
+func runtimeInit(cmdline []byte) bool {
+	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	return len(cmdline) == 0 || (len(args) == 2 && args[1] == "init")
 }
