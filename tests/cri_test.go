@@ -714,7 +714,7 @@ func TestCRISharedPIDNamespaceAndImageVolume(t *testing.T) {
 		}
 		return id
 	}
-	vol := []*runtimeapi.Mount{{ContainerPath: "/img", Image: &runtimeapi.ImageSpec{Image: c.image}}}
+	vol := []*runtimeapi.Mount{{ContainerPath: "/img", Image: &runtimeapi.ImageSpec{Image: c.image}, Readonly: true}}
 	a := start("a", vol, "sleep", "3600")
 	if r := c.execSync(ctx, a, "cat", "/proc/1/cmdline"); string(r.Stdout) != "/pause\x00" {
 		t.Errorf("PID 1 of the pod = %q, want the pause", r.Stdout)

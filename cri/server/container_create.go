@@ -336,9 +336,11 @@ func (s *Server) trustedImage(ctx context.Context, verifier pull.Verifier, spec 
 // container's image volumes: each image, already on the node, is judged
 // by the trust policy as the container's own image is, and gets a view
 // snapshot (a read-only overlay of its layers, keyed <id>-iv<n>, which
-// keeps them from gc), mounted read-only at the container path whatever
-// the mount's readonly says, nosuid and nodev. The view keys are appended
-// to keys as they are made.
+// keeps them from gc), mounted read-only, nosuid and nodev at the
+// container path. A mount that asks to be writable, or a sub path the
+// image lacks, is refused here, at create, as the KEP asks. The image's
+// ID is recorded in the mount (ImageSpec.image_ref, which ContainerStatus
+// reports). The view keys are appended to keys as they are made.
 func (s *Server) imageVolumes(ctx context.Context, verifier pull.Verifier, id string, mounts []*runtimeapi.Mount, keys *[]string) ([]container.ImageVolume, error) {
 	var out []container.ImageVolume
 	for i, m := range mounts {
@@ -355,6 +357,9 @@ func (s *Server) imageVolumes(ctx context.Context, verifier pull.Verifier, id st
 		if sub := m.GetImageSubPath(); filepath.IsAbs(sub) {
 			return nil, fmt.Errorf("image volume %s at %s: sub path %q must be relative to the image's root: %w", ref, dst, sub, errdefs.ErrInvalidArgument)
 		}
+		if !m.GetReadonly() {
+			return nil, fmt.Errorf("image volume %s at %s: image volumes are read-only; set readonly: true (kubelet does): %w", ref, dst, errdefs.ErrInvalidArgument)
+		}
 		img, err := s.trustedImage(ctx, verifier, ref)
 		if err != nil {
 			return nil, fmt.Errorf("image volume at %s: %w", dst, err)
@@ -365,7 +370,12 @@ func (s *Server) imageVolumes(ctx context.Context, verifier pull.Verifier, id st
 			return nil, fmt.Errorf("image volume %s at %s: %w", img.Name, dst, err)
 		}
 		*keys = append(*keys, key)
-		out = append(out, container.ImageVolume{Mount: view, Destination: filepath.Clean(dst), SubPath: m.GetImageSubPath()})
+		vol := container.ImageVolume{Mount: view, Destination: filepath.Clean(dst), SubPath: m.GetImageSubPath()}
+		if err := s.containers.CheckImageVolume(vol); err != nil {
+			return nil, fmt.Errorf("image volume %s: %w", img.Name, err)
+		}
+		m.Image.ImageRef = img.ID().String()
+		out = append(out, vol)
 	}
 	return out, nil
 }

@@ -178,12 +178,21 @@ func TestImageVolume(t *testing.T) {
 	podID := e.runPod(ctx, podCfg)
 	cfg := containerConfig(podCfg, image, "reader", "sleep", "3600")
 	cfg.Mounts = []*runtimeapi.Mount{
-		{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: layeredRef}},
-		// readonly false is ignored: image volumes are read-only.
-		{ContainerPath: "/one", Image: &runtimeapi.ImageSpec{Image: dataRef}, Readonly: false},
-		{ContainerPath: "/sub", Image: &runtimeapi.ImageSpec{Image: dataRef}, ImageSubPath: "data"},
+		{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: layeredRef}, Readonly: true},
+		{ContainerPath: "/one", Image: &runtimeapi.ImageSpec{Image: dataRef}, Readonly: true},
+		{ContainerPath: "/sub", Image: &runtimeapi.ImageSpec{Image: dataRef}, ImageSubPath: "data", Readonly: true},
 	}
 	id := e.mustStart(ctx, podID, podCfg, cfg)
+	// ContainerStatus reports each volume's image (KEP-5365 image_ref).
+	st, err := e.s.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.GetStatus().GetMounts() {
+		if m.GetImage() != nil && !strings.HasPrefix(m.GetImage().GetImageRef(), "sha256:") {
+			t.Errorf("ContainerStatus mount %s: image_ref %q, want the image's ID", m.GetContainerPath(), m.GetImage().GetImageRef())
+		}
+	}
 
 	checks := []struct {
 		cmd      string
@@ -252,18 +261,23 @@ func TestImageVolume(t *testing.T) {
 		mount      *runtimeapi.Mount
 		want       codes.Code
 		wantPrefix string
+		atCreate   bool // refused by CreateContainer itself, as the KEP asks
 	}{
-		{"policy refuses the volume's image", guardedID, guardedPod, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: dataRef}}, codes.PermissionDenied, "SignatureValidationFailed: POLICY_REJECT: "},
-		{"image not on the node", podID, podCfg, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: e.reg.Host + "/unit/absent:1"}}, codes.NotFound, ""},
-		{"sub path absent", podID, podCfg, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: dataRef}, ImageSubPath: "nothing/here"}, codes.NotFound, ""},
-		{"sub path escapes by a symlink", podID, podCfg, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: dataRef}, ImageSubPath: "escape/etc"}, codes.InvalidArgument, ""},
-		{"absolute sub path", podID, podCfg, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: dataRef}, ImageSubPath: "/etc"}, codes.InvalidArgument, ""},
-		{"relative container path", podID, podCfg, &runtimeapi.Mount{ContainerPath: "vol", Image: &runtimeapi.ImageSpec{Image: dataRef}}, codes.InvalidArgument, ""},
+		{"policy refuses the volume's image", guardedID, guardedPod, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: dataRef}, Readonly: true}, codes.PermissionDenied, "SignatureValidationFailed: POLICY_REJECT: ", true},
+		{"image not on the node", podID, podCfg, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: e.reg.Host + "/unit/absent:1"}, Readonly: true}, codes.NotFound, "", true},
+		{"sub path absent", podID, podCfg, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: dataRef}, ImageSubPath: "nothing/here", Readonly: true}, codes.NotFound, "", true},
+		{"sub path escapes by a symlink", podID, podCfg, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: dataRef}, ImageSubPath: "escape/etc", Readonly: true}, codes.InvalidArgument, "", true},
+		{"absolute sub path", podID, podCfg, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: dataRef}, ImageSubPath: "/etc", Readonly: true}, codes.InvalidArgument, "", true},
+		{"relative container path", podID, podCfg, &runtimeapi.Mount{ContainerPath: "vol", Image: &runtimeapi.ImageSpec{Image: dataRef}, Readonly: true}, codes.InvalidArgument, "", true},
+		{"writable image volume", podID, podCfg, &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: dataRef}, Readonly: false}, codes.InvalidArgument, "", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := containerConfig(c.pod, image, strings.ReplaceAll(c.name, " ", "-"), "sleep", "3600")
 			cfg.Mounts = []*runtimeapi.Mount{c.mount}
 			id, err := e.createAndStart(ctx, c.podID, c.pod, cfg)
+			if c.atCreate && id != "" {
+				t.Errorf("CreateContainer accepted the mount; it must refuse it")
+			}
 			st := status.Convert(err)
 			if st.Code() != c.want || !strings.HasPrefix(st.Message(), c.wantPrefix) {
 				t.Errorf("create and start = %v, want code %s, message starting %q", err, c.want, c.wantPrefix)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -273,24 +274,9 @@ func (m *Manager) mountImageVolumes(r *record) ([]specs.Mount, error) {
 		if err := v.Mount.Mount(dir); err != nil {
 			return nil, fmt.Errorf("image volume at %s: %w", v.Destination, err)
 		}
-		src := dir
-		if sub := path.Clean("/" + v.SubPath)[1:]; sub != "" {
-			// Resolved inside the view: a symlink may not lead out of it
-			// (os.Root refuses), and the view is read-only, so what is
-			// checked here is what gets mounted.
-			root, err := os.OpenRoot(dir)
-			if err != nil {
-				return nil, fmt.Errorf("image volume at %s: %w", v.Destination, err)
-			}
-			_, err = root.Stat(sub)
-			root.Close()
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("image volume at %s: sub path %q does not exist in the image: %w", v.Destination, v.SubPath, errdefs.ErrNotFound)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("image volume at %s: sub path %q: %v: it must stay inside the image: %w", v.Destination, v.SubPath, err, errdefs.ErrInvalidArgument)
-			}
-			src = path.Join(dir, sub)
+		src, err := subPathIn(dir, v)
+		if err != nil {
+			return nil, err
 		}
 		vols = append(vols, specs.Mount{
 			Destination: path.Clean(v.Destination), Type: "bind", Source: src,
@@ -298,6 +284,54 @@ func (m *Manager) mountImageVolumes(r *record) ([]specs.Mount, error) {
 		})
 	}
 	return vols, nil
+}
+
+// subPathIn resolves v's sub path inside its view mounted on dir: a
+// symlink may not lead out of it (os.Root refuses), and the view is
+// read-only, so what is checked is what gets mounted.
+func subPathIn(dir string, v ImageVolume) (string, error) {
+	sub := path.Clean("/" + v.SubPath)[1:]
+	if sub == "" {
+		return dir, nil
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return "", fmt.Errorf("image volume at %s: %w", v.Destination, err)
+	}
+	_, err = root.Stat(sub)
+	root.Close()
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("image volume at %s: sub path %q does not exist in the image: %w", v.Destination, v.SubPath, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("image volume at %s: sub path %q: %v: it must stay inside the image: %w", v.Destination, v.SubPath, err, errdefs.ErrInvalidArgument)
+	}
+	return path.Join(dir, sub), nil
+}
+
+// CheckImageVolume checks, before a container is created, what starting
+// it would find out about v: that its sub path exists in the image and
+// stays inside it. It mounts the view on a scratch directory under the
+// state directory for the time of the check.
+func (m *Manager) CheckImageVolume(v ImageVolume) error {
+	if path.Clean("/"+v.SubPath) == "/" {
+		return nil
+	}
+	scratch := filepath.Join(m.state, "tmp")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return fmt.Errorf("image volume at %s: %w", v.Destination, err)
+	}
+	dir, err := os.MkdirTemp(scratch, "image-volume-check-")
+	if err != nil {
+		return fmt.Errorf("image volume at %s: %w", v.Destination, err)
+	}
+	defer os.Remove(dir)
+	if err := v.Mount.Mount(dir); err != nil {
+		return fmt.Errorf("image volume at %s: %w", v.Destination, err)
+	}
+	defer mount.Unmount(dir)
+	_, err = subPathIn(dir, v)
+	return err
 }
 
 // teardown releases what a container holds once its init has exited:
