@@ -522,30 +522,51 @@ func fmtMs(v []float64) string {
 	return strings.Join(s, " ")
 }
 
-// supervisors lists the per-pod supervisor processes of this runtime
-// instance only: Sigil's monitors of this --state, containerd's shims of
-// this socket.
-func (b *criBenchRuntime) supervisors() []int {
+// proc is a process as /proc shows it.
+type proc struct {
+	pid, ppid int
+	args      []string
+}
+
+// procs lists the processes that have a command line.
+func procs() []proc {
 	ents, _ := os.ReadDir("/proc")
-	var pids []int
+	var out []proc
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
 		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil || len(raw) == 0 {
+		stat, serr := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || serr != nil || len(raw) == 0 {
 			continue
 		}
-		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		out = append(out, proc{pid: pid, ppid: ppid, args: strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")})
+	}
+	return out
+}
+
+// supervisors lists the per-pod supervisor processes of this runtime
+// instance only: Sigil's monitors of this --state, containerd's shims of
+// this socket.
+func (b *criBenchRuntime) supervisors() []int {
+	var pids []int
+	for _, p := range procs() {
 		switch b.name {
 		case "sigil":
-			if slices.Contains(args, "__sigil-monitor") && slices.Contains(args, "--state="+b.state) {
-				pids = append(pids, pid)
+			if slices.Contains(p.args, "__sigil-monitor") && slices.Contains(p.args, "--state="+b.state) {
+				pids = append(pids, p.pid)
 			}
 		case "containerd":
-			if filepath.Base(args[0]) == "containerd-shim-runc-v2" && slices.Contains(args, b.sock) {
-				pids = append(pids, pid)
+			if filepath.Base(p.args[0]) == "containerd-shim-runc-v2" && slices.Contains(p.args, b.sock) {
+				pids = append(pids, p.pid)
 			}
 		}
 	}
@@ -555,29 +576,10 @@ func (b *criBenchRuntime) supervisors() []int {
 // pauses lists the children of the supervisors that are not the
 // benchmark's workload (`sleep 3600`): the pods' pause processes.
 func (b *criBenchRuntime) pauses(sups []int) []int {
-	ents, _ := os.ReadDir("/proc")
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		if !slices.Contains(sups, ppid) {
-			continue
-		}
-		raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.TrimRight(string(raw), "\x00") != "sleep\x003600" {
-			pids = append(pids, pid)
+	for _, p := range procs() {
+		if slices.Contains(sups, p.ppid) && !slices.Equal(p.args, []string{"sleep", "3600"}) {
+			pids = append(pids, p.pid)
 		}
 	}
 	return pids
