@@ -484,7 +484,7 @@ func (b *criBenchRuntime) measure(ctx context.Context, pods int) criBenchResult 
 	}
 	// The pause processes are the runtime's too: containerd keeps one in
 	// every pod, Sigil in the pods that share a PID namespace.
-	pauses := b.pauses(sups)
+	pauses := b.pauses()
 	var rss, pss float64
 	exes := map[string]int{}
 	for _, pid := range append(slices.Clone(sups), pauses...) {
@@ -573,14 +573,18 @@ func (b *criBenchRuntime) supervisors() []int {
 	return pids
 }
 
-// pauses lists the children of the supervisors that are not the
-// benchmark's workload (`sleep 3600`): the pods' pause processes.
-func (b *criBenchRuntime) pauses(sups []int) []int {
+// pauses lists the pods' pause processes: the processes in the pods'
+// cgroups (under this runtime's cgroup parent) that are not the
+// benchmark's workload (`sleep 3600`), whoever their parent is (Sigil's
+// pause may run without a supervisor).
+func (b *criBenchRuntime) pauses() []int {
 	var pids []int
 	for _, p := range procs() {
-		if slices.Contains(sups, p.ppid) && !slices.Equal(p.args, []string{"sleep", "3600"}) {
-			pids = append(pids, p.pid)
+		cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.pid))
+		if err != nil || !strings.Contains(string(cg), b.cgroupParent+"/") || slices.Equal(p.args, []string{"sleep", "3600"}) {
+			continue
 		}
+		pids = append(pids, p.pid)
 	}
 	return pids
 }
