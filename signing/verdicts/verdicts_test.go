@@ -73,10 +73,13 @@ func TestCacheRoundTripAndExpiry(t *testing.T) {
 		t.Fatalf("Get after Put = %+v, %v", s, ok)
 	}
 	for name, get := range map[string]func() bool{
-		"other name":        func() bool { _, _, ok := c.Get("r.example/app:2", d, fp, now); return ok },
-		"other digest":      func() bool { _, _, ok := c.Get("r.example/app:1", digest.FromString("x"), fp, now); return ok },
-		"other material":    func() bool { _, _, ok := c.Get("r.example/app:1", d, []byte("other"), now); return ok },
-		"other policy":      func() bool { _, _, ok := New(dir, digest.FromString("p2")).Get("r.example/app:1", d, fp, now); return ok },
+		"other name":     func() bool { _, _, ok := c.Get("r.example/app:2", d, fp, now); return ok },
+		"other digest":   func() bool { _, _, ok := c.Get("r.example/app:1", digest.FromString("x"), fp, now); return ok },
+		"other material": func() bool { _, _, ok := c.Get("r.example/app:1", d, []byte("other"), now); return ok },
+		"other policy": func() bool {
+			_, _, ok := New(dir, digest.FromString("p2")).Get("r.example/app:1", d, fp, now)
+			return ok
+		},
 		"certificate ended": func() bool { _, _, ok := c.Get("r.example/app:1", d, fp, now.Add(2*time.Hour)); return ok },
 		"write-only":        func() bool { _, _, ok := c.WriteOnly().Get("r.example/app:1", d, fp, now); return ok },
 	} {
