@@ -47,7 +47,9 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout time.Duration) e
 	if err != nil {
 		return fmt.Errorf("stop container %s: %w", r.Name, err)
 	}
+	how := "it exited on " + unix.SignalName(sig)
 	if !exited {
+		how = fmt.Sprintf("it was killed with SIGKILL, still running %v after %s", timeout, unix.SignalName(sig))
 		log.InfoContext(ctx, "container did not exit in time: killing it", "timeout", timeout)
 		if err := m.signal(r, unix.SIGKILL); err != nil {
 			return fmt.Errorf("stop container %s: %w", r.Name, err)
@@ -59,8 +61,25 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout time.Duration) e
 			return fmt.Errorf("container %q was sent SIGKILL but its exit was not recorded within 10s: check 'sigil ps' and the monitor log %s", r.Name, m.monitorLog(r.ID))
 		}
 	}
+	if r.Unsupervised {
+		m.noteStop(ctx, r.ID, how, log)
+	}
 	log.InfoContext(ctx, "stopped container")
 	return nil
+}
+
+// noteStop records in an unsupervised container's Error how Stop ended
+// it, which is all that is known of its end: its exit code is seen only
+// by the process that reaped it.
+func (m *Manager) noteStop(ctx context.Context, id, how string, log *slog.Logger) {
+	_, err := m.update(ctx, id, func(cur *record) {
+		if cur.Status == StatusExited {
+			cur.Error = "stopped: " + how + "; the container was not supervised, so its exit code is unknown"
+		}
+	})
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		log.WarnContext(ctx, "recording how the container was stopped", "error", err)
+	}
 }
 
 // signal sends sig to the container's init. A container that is already
