@@ -212,7 +212,8 @@ func (b *criBenchRuntime) setup() {
 	})
 	t.Cleanup(func() { unmountUnder(b.dir) })
 	t.Cleanup(func() {
-		for _, pid := range b.supervisors() {
+		// Sigil's pauses have no supervisor to die with.
+		for _, pid := range append(b.supervisors(), b.pauses()...) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
@@ -484,7 +485,7 @@ func (b *criBenchRuntime) measure(ctx context.Context, pods int) criBenchResult 
 	}
 	// The pause processes are the runtime's too: containerd keeps one in
 	// every pod, Sigil in the pods that share a PID namespace.
-	pauses := b.pauses(sups)
+	pauses := b.pauses()
 	var rss, pss float64
 	exes := map[string]int{}
 	for _, pid := range append(slices.Clone(sups), pauses...) {
@@ -552,9 +553,12 @@ func (b *criBenchRuntime) supervisors() []int {
 	return pids
 }
 
-// pauses lists the children of the supervisors that are not the
-// benchmark's workload (`sleep 3600`): the pods' pause processes.
-func (b *criBenchRuntime) pauses(sups []int) []int {
+// pauses lists the pods' pause processes: those in the pods' cgroups
+// (under this runtime's cgroupParent) that are not the benchmark's
+// workload (`sleep 3600`). Found by cgroup, not by parent: containerd's
+// pause is a child of its shim, Sigil's runs unsupervised (reparented, as
+// with runc run -d).
+func (b *criBenchRuntime) pauses() []int {
 	ents, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range ents {
@@ -562,21 +566,12 @@ func (b *criBenchRuntime) pauses(sups []int) []int {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		if !slices.Contains(sups, ppid) {
+		cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		if err != nil || !strings.Contains(string(cg), ":"+b.cgroupParent+"/") {
 			continue
 		}
 		raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.TrimRight(string(raw), "\x00") != "sleep\x003600" {
+		if len(raw) > 0 && strings.TrimRight(string(raw), "\x00") != "sleep\x003600" {
 			pids = append(pids, pid)
 		}
 	}

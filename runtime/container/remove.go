@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/utils"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,6 +41,14 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout time.Duration) e
 	if timeout > 0 {
 		waitForHandler(ctx, r.Pid, sig, time.Second)
 	}
+	var w *exitWatch
+	if r.Unsupervised {
+		// Nobody waits for its init: hear its exit code from the kernel.
+		if w, err = watchExits(); err != nil {
+			log.DebugContext(ctx, "its exit code will be recorded as unknown", "error", err)
+		}
+		defer w.close()
+	}
 	if err := m.signal(r, sig); err != nil {
 		return fmt.Errorf("stop container %s: %w", r.Name, err)
 	}
@@ -62,19 +71,33 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout time.Duration) e
 		}
 	}
 	if r.Unsupervised {
-		m.noteStop(ctx, r.ID, how, log)
+		m.recordStopped(ctx, r, w, how, log)
 	}
 	log.InfoContext(ctx, "stopped container")
 	return nil
 }
 
-// noteStop records in an unsupervised container's Error how Stop ended
-// it, which is all that is known of its end: its exit code is seen only
-// by the process that reaped it.
-func (m *Manager) noteStop(ctx context.Context, id, how string, log *slog.Logger) {
-	_, err := m.update(ctx, id, func(cur *record) {
-		if cur.Status == StatusExited {
-			cur.Error = "stopped: " + how + "; the container was not supervised, so its exit code is unknown"
+// recordStopped records the exit code of an unsupervised container that
+// Stop ended, as heard by w, over the unknown one that refresh recorded
+// when it found the init gone; when it was not heard, the record's
+// Error says how Stop ended it, which is all that is known.
+func (m *Manager) recordStopped(ctx context.Context, r *record, w *exitWatch, how string, log *slog.Logger) {
+	code := -1
+	if w != nil {
+		// The event is sent as the process exits, before refresh could
+		// see it gone: it is waiting on the socket already.
+		if ws, ok := w.exitStatus(r.Pid, 250*time.Millisecond); ok {
+			code = utils.ExitStatus(ws)
+		}
+	}
+	_, err := m.update(ctx, r.ID, func(cur *record) {
+		if cur.Status != StatusExited || cur.ExitCode != ExitCodeUnknown || cur.StartedAt != r.StartedAt {
+			return
+		}
+		if code >= 0 {
+			cur.ExitCode, cur.Error = code, ""
+		} else {
+			cur.Error = "stopped: " + how + "; the container was not supervised and its exit was not heard, so its exit code is unknown"
 		}
 	})
 	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {

@@ -91,8 +91,8 @@ type CreateOptions struct {
 	ImageVolumes []ImageVolume
 	// Unsupervised, with Start, starts the container as `runc run -d`
 	// does, with no monitor: see Start. For a process that needs no
-	// supervision (the CRI's pause), at the cost of its exit code, its
-	// output and attach.
+	// supervision (the CRI's pause), at the cost of its output, attach,
+	// and its exit code unless Stop ends it.
 	Unsupervised bool
 }
 
@@ -186,7 +186,8 @@ type Info struct {
 	Detached bool `json:"detached,omitempty"`
 	// Unsupervised: started with no monitor (CreateOptions.Unsupervised).
 	// Its liveness is that of the process Pid with start time
-	// PidStartTime; its exit code is unknown (ExitCodeUnknown).
+	// PidStartTime. Its exit code is known when Stop ended it (heard from
+	// the kernel's process events), else it is ExitCodeUnknown.
 	Unsupervised bool   `json:"unsupervised,omitempty"`
 	PidStartTime uint64 `json:"pid_start_time,omitempty"`
 	// Labels, Annotations and Extra are the caller's, as created.

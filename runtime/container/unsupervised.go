@@ -28,7 +28,8 @@ import (
 // apart), and refresh takes a record whose process is gone, or a zombie,
 // for exited, with the exit code unknown (only the reaper sees it), and
 // releases the container's resources, as it does after a monitor that
-// died.
+// died. Stop, which expects the exit, hears its code from the kernel
+// (exitWatch) and records it.
 
 // unsupervisedInitArgv0 is the argv[0] that the starter of an
 // unsupervised container gives itself before starting its init.
