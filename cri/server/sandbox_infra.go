@@ -163,17 +163,16 @@ func errNoPause(md *runtimeapi.PodSandboxMetadata) error {
 		"build sigil with 'make build': %w", md.GetNamespace(), md.GetName(), errdefs.ErrFailedPrecondition)
 }
 
-// startInfra starts the infra container of sb in pod p and pins its PID
-// namespace as the pod's. sb.InfraID is recorded before the start, so
+// startInfra starts the infra container sb.InfraID of sb in pod p and
+// pins its PID namespace as the pod's. sb.InfraID is recorded before, so
 // that a server killed meanwhile leaves a sandbox whose removal finds it.
+// It runs while RunPodSandbox sets the pod's network up (the pause needs
+// none of it, and each takes tens of milliseconds), so it reads sb and
+// writes nothing of it.
 func (s *Server) startInfra(ctx context.Context, sb *sandbox, p *pod.Pod) error {
 	md := sb.Cfg().GetMetadata()
 	if s.pauseRootfs == "" {
 		return errNoPause(md)
-	}
-	sb.InfraID = newID()
-	if err := s.sandboxes.put(sb); err != nil {
-		return err
 	}
 	extra, err := json.Marshal(infraMeta{InfraFor: sb.ID})
 	if err != nil {

@@ -66,12 +66,20 @@ func unsupervised(t *testing.T, infra container.Info) {
 	if st["PPid"] == fmt.Sprint(os.Getpid()) {
 		t.Errorf("the pause (pid %d) is a child of the server: want it reparented, as with runc run -d", infra.Pid)
 	}
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		if cmd, err := os.ReadFile("/proc/" + d.Name() + "/cmdline"); err == nil &&
-			strings.Contains(string(cmd), container.MonitorCommand) && strings.Contains(string(cmd), infra.ID) {
-			t.Errorf("a monitor of the infra container runs (pid %s): %q", d.Name(), cmd)
+	// The starter reports the start, then exits.
+	var monitor string
+	if !waitFor(5*time.Second, func() bool {
+		monitor = ""
+		dirs, _ := os.ReadDir("/proc")
+		for _, d := range dirs {
+			if cmd, err := os.ReadFile("/proc/" + d.Name() + "/cmdline"); err == nil &&
+				strings.Contains(string(cmd), container.MonitorCommand) && strings.Contains(string(cmd), infra.ID) {
+				monitor = d.Name() + ": " + string(cmd)
+			}
 		}
+		return monitor == ""
+	}) {
+		t.Errorf("a monitor of the infra container runs: %q", monitor)
 	}
 	for fd := 0; fd <= 2; fd++ {
 		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", infra.Pid, fd)); err != nil || l != "/dev/null" {
