@@ -24,7 +24,7 @@ import (
 // A pod sandbox whose containers share a PID namespace (NamespaceOptions.Pid
 // POD, Kubernetes' shareProcessNamespace) gets an infra container, as CRI-O
 // gives one to the pods that need it: a container of the pod whose process
-// is the pause program (cmd/sigil/pause), PID 1 of a new PID namespace. The
+// is the pause program (cmd/sigil/pause/pause.c), PID 1 of a new PID namespace. The
 // pod pins that namespace (pod.PinPID) and every container of the pod
 // joins it, so PID 1 is the pause, which reaps the pod's orphans and keeps
 // the namespace alive while containers come and go.
