@@ -205,6 +205,7 @@ func TestSharedPIDNamespace(t *testing.T) {
 
 	// Stop: the containers, then the pause, which exits 0 on SIGTERM.
 	pausePid, pauseStart := infra.Pid, infra.PidStartTime
+	cgroups := cgroupDirs(t, pausePid)
 	if _, err := e.s.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatalf("StopPodSandbox = %v", err)
 	}
@@ -234,6 +235,7 @@ func TestSharedPIDNamespace(t *testing.T) {
 	if m := mountedUnder(t, e.cfg.State); len(m) > 0 {
 		t.Errorf("still mounted after RemovePodSandbox: %v", m)
 	}
+	gone(t, "the pause's cgroup after RemovePodSandbox", cgroups)
 }
 
 // A pod whose pause died is not ready (its PID namespace is gone, with
@@ -419,6 +421,7 @@ func TestSharedPIDNamespaceInfraKilledAcrossRestart(t *testing.T) {
 	if err != nil || !infra.Running() {
 		t.Fatalf("infra = %+v, %v; want running", infra, err)
 	}
+	cgroups := cgroupDirs(t, infra.Pid)
 	_ = e.s.Close()
 	if err := syscall.Kill(infra.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -441,6 +444,10 @@ func TestSharedPIDNamespaceInfraKilledAcrossRestart(t *testing.T) {
 	}
 	if m := mountedUnder(t, e.cfg.State); len(m) > 0 {
 		t.Errorf("still mounted after RemovePodSandbox: %v", m)
+	}
+	gone(t, "the killed pause's cgroup after RemovePodSandbox", cgroups)
+	if _, err := os.Stat(filepath.Join(e.cfg.State, "libcontainer", sb.InfraID)); !os.IsNotExist(err) {
+		t.Errorf("the killed pause's libcontainer state is still there (%v)", err)
 	}
 }
 
@@ -522,5 +529,40 @@ func TestSharedPIDNamespaceSeccomp(t *testing.T) {
 	}
 	if list, err := e.s.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err != nil || len(list.Items) != 2 {
 		t.Errorf("ListPodSandbox = %v, %v; want the two pods that started", list, err)
+	}
+}
+
+// cgroupDirs returns the memory and pids cgroup directories of process
+// pid (cgroup v1, as libcontainer creates them on this hybrid host).
+func cgroupDirs(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) == 3 && (f[1] == "memory" || f[1] == "pids") {
+			d := filepath.Join("/sys/fs/cgroup", f[1], f[2])
+			if _, err := os.Stat(d); err != nil {
+				t.Fatalf("cgroup of process %d: %v", pid, err)
+			}
+			dirs = append(dirs, d)
+		}
+	}
+	if len(dirs) == 0 {
+		t.Fatalf("no memory or pids cgroup in %s", b)
+	}
+	return dirs
+}
+
+// gone checks that none of dirs exists.
+func gone(t *testing.T, what string, dirs []string) {
+	t.Helper()
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s: %s is still there (%v)", what, d, err)
+		}
 	}
 }
