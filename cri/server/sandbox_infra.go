@@ -24,10 +24,10 @@ import (
 // A pod sandbox whose containers share a PID namespace (NamespaceOptions.Pid
 // POD, Kubernetes' shareProcessNamespace) gets an infra container, as CRI-O
 // gives one to the pods that need it: a container of the pod whose process
-// is the pause program (cmd/sigil/pause/pause.c), PID 1 of a new PID namespace. The
-// pod pins that namespace (pod.PinPID) and every container of the pod
-// joins it, so PID 1 is the pause, which reaps the pod's orphans and keeps
-// the namespace alive while containers come and go.
+// is the pause program (cmd/sigil/pause/pause.c), PID 1 of a new PID
+// namespace. The pod pins that namespace (pod.PinPID) and every container
+// of the pod joins it, so PID 1 is the pause, which reaps the pod's
+// orphans and keeps the namespace alive while containers come and go.
 //
 // The infra container is a runtime/container container (record, cgroup
 // under the pod's, libcontainer state), started unsupervised
@@ -38,7 +38,7 @@ import (
 // restart (or a kill -9) of the server, and what says it is alive. It is
 // not one of the CRI's containers: ListContainers does not show it.
 //
-//	RunPodSandbox:    pod ─▶ CNI ─▶ infra started ─▶ its PID namespace pinned ─▶ ready
+//	RunPodSandbox:    pod ─▶ CNI ADD, and meanwhile: infra started ─▶ its PID namespace pinned ─▶ ready
 //	StopPodSandbox:   containers stopped ─▶ infra stopped (SIGTERM: the pause exits 0; SIGKILL after 2s) ─▶ CNI DEL
 //	RemovePodSandbox: containers and infra removed ─▶ pod (and the pin) removed
 //
