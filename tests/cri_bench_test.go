@@ -212,7 +212,8 @@ func (b *criBenchRuntime) setup() {
 	})
 	t.Cleanup(func() { unmountUnder(b.dir) })
 	t.Cleanup(func() {
-		for _, pid := range b.supervisors() {
+		// Sigil's pauses have no supervisor to die with.
+		for _, pid := range append(b.supervisors(), b.pauses()...) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
@@ -573,15 +574,16 @@ func (b *criBenchRuntime) supervisors() []int {
 	return pids
 }
 
-// pauses lists the pods' pause processes: the processes in the pods'
-// cgroups (under this runtime's cgroup parent) that are not the
-// benchmark's workload (`sleep 3600`), whoever their parent is (Sigil's
-// pause may run without a supervisor).
+// pauses lists the pods' pause processes: those in the pods' cgroups
+// (under this runtime's cgroupParent) that are not the benchmark's
+// workload (`sleep 3600`). Found by cgroup, not by parent: containerd's
+// pause is a child of its shim, Sigil's runs unsupervised (reparented, as
+// with runc run -d).
 func (b *criBenchRuntime) pauses() []int {
 	var pids []int
 	for _, p := range procs() {
 		cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.pid))
-		if err != nil || !strings.Contains(string(cg), b.cgroupParent+"/") || slices.Equal(p.args, []string{"sleep", "3600"}) {
+		if err != nil || !strings.Contains(string(cg), ":"+b.cgroupParent+"/") || slices.Equal(p.args, []string{"sleep", "3600"}) {
 			continue
 		}
 		pids = append(pids, p.pid)

@@ -684,7 +684,8 @@ func TestCRISignatureRejection(t *testing.T) {
 }
 
 // A pod that shares its PID namespace has the embedded pause as PID 1,
-// written under --state by the real binary; kill -9 of the server leaves
+// written under --state by the real binary, with no monitor of its own;
+// kill -9 of the server leaves
 // the pod, its containers and its namespace as they were, and a container
 // started after the restart joins them; stopping the pod stops the pause
 // (exit 0) after the containers, and removing it removes everything. An
@@ -725,6 +726,26 @@ func TestCRISharedPIDNamespaceAndImageVolume(t *testing.T) {
 	pauses, _ := filepath.Glob(filepath.Join(c.state, "shim", "pause-*", "pause"))
 	if len(pauses) != 1 {
 		t.Errorf("pause programs under --state: %v, want one", pauses)
+	}
+	// The pause runs unsupervised: the one monitor of this --state is a's
+	// (its starter exits once the pause runs).
+	monitors := func() []string {
+		var out []string
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err == nil && strings.Contains(string(b), "__sigil-monitor\x00") && strings.Contains(string(b), "--state="+c.state+"\x00") {
+				out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(monitors()) != 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m := monitors(); len(m) != 1 || !strings.Contains(m[0], a) {
+		t.Errorf("monitors of the pod: %q, want a's only", m)
 	}
 
 	c.kill9()

@@ -217,15 +217,9 @@ func (s *Server) runOptions(ctx context.Context, sb *sandbox, cfg *runtimeapi.Co
 	// sends RuntimeDefault when the pod or the node asks for it), and a
 	// privileged container ignores any profile, as in containerd and
 	// CRI-O.
-	switch prof := sc.GetSeccomp(); {
-	case run.Privileged || prof == nil:
-		run.Seccomp = spec.SeccompUnconfined
-	case prof.GetProfileType() == runtimeapi.SecurityProfile_RuntimeDefault:
-		run.Seccomp = "runtime/default"
-	case prof.GetProfileType() == runtimeapi.SecurityProfile_Unconfined:
-		run.Seccomp = spec.SeccompUnconfined
-	case prof.GetProfileType() == runtimeapi.SecurityProfile_Localhost:
-		run.Seccomp = spec.SeccompLocalhostPrefix + prof.GetLocalhostRef()
+	run.Seccomp = spec.SeccompUnconfined
+	if !run.Privileged {
+		run.Seccomp = seccompProfile(sc.GetSeccomp())
 	}
 	if !run.Privileged {
 		if mp := sc.GetMaskedPaths(); mp != nil {
@@ -393,4 +387,19 @@ func containerName(c *runtimeapi.ContainerMetadata, p *runtimeapi.PodSandboxMeta
 		name = name[:128-17] + "-" + hex.EncodeToString(sum[:8])
 	}
 	return strings.TrimLeft(name, "_.-")
+}
+
+// seccompProfile is the spec.RunOptions.Seccomp of a CRI security
+// profile: unconfined when nil (kubelet sends RuntimeDefault when the pod
+// or the node asks for it) or Unconfined.
+func seccompProfile(prof *runtimeapi.SecurityProfile) string {
+	switch prof.GetProfileType() {
+	case runtimeapi.SecurityProfile_RuntimeDefault:
+		if prof != nil {
+			return "runtime/default"
+		}
+	case runtimeapi.SecurityProfile_Localhost:
+		return spec.SeccompLocalhostPrefix + prof.GetLocalhostRef()
+	}
+	return spec.SeccompUnconfined
 }

@@ -24,28 +24,39 @@ import (
 // A pod sandbox whose containers share a PID namespace (NamespaceOptions.Pid
 // POD, Kubernetes' shareProcessNamespace) gets an infra container, as CRI-O
 // gives one to the pods that need it: a container of the pod whose process
-// is the pause program (cmd/sigil/pause), PID 1 of a new PID namespace. The
-// pod pins that namespace (pod.PinPID) and every container of the pod
-// joins it, so PID 1 is the pause, which reaps the pod's orphans and keeps
-// the namespace alive while containers come and go.
+// is the pause program (cmd/sigil/pause/pause.c), PID 1 of a new PID
+// namespace. The pod pins that namespace (pod.PinPID) and every container
+// of the pod joins it, so PID 1 is the pause, which reaps the pod's
+// orphans and keeps the namespace alive while containers come and go.
 //
-// The infra container is an ordinary runtime/container container (record,
-// monitor, cgroup under the pod's), which is what makes it survive a
-// restart of the server; the sandbox record names it (InfraID). It is
+// The infra container is a runtime/container container (record, cgroup
+// under the pod's, libcontainer state), started unsupervised
+// (container.CreateOptions.Unsupervised), as `runc run -d` starts one: no
+// monitor stays with it, so a pod costs the pause's few pages and
+// nothing else. The record, which the sandbox record names (InfraID),
+// holds the pause's PID and start time: that is what makes it survive a
+// restart (or a kill -9) of the server, and what says it is alive. It is
 // not one of the CRI's containers: ListContainers does not show it.
 //
-//	RunPodSandbox:    pod ─▶ CNI ─▶ infra started ─▶ its PID namespace pinned ─▶ ready
-//	StopPodSandbox:   containers stopped ─▶ infra stopped (the pause exits 0) ─▶ CNI DEL
+//	RunPodSandbox:    pod ─▶ CNI ADD, and meanwhile: infra started ─▶ its PID namespace pinned ─▶ ready
+//	StopPodSandbox:   containers stopped ─▶ infra stopped (SIGTERM: the pause exits 0; SIGKILL after 2s) ─▶ CNI DEL
 //	RemovePodSandbox: containers and infra removed ─▶ pod (and the pin) removed
 //
 // A sandbox whose infra is not running is reported NOTREADY: its PID
 // namespace is gone (the kernel kills every process in a PID namespace
-// whose init exits), and kubelet makes a new sandbox.
+// whose init exits), and kubelet makes a new sandbox. Running means: the
+// recorded PID is a live process with the recorded start time (not a
+// reused PID, not a zombie), and its PID namespace is the one the pod
+// pinned.
 //
-// The pause runs with no capabilities, no_new_privs, the default seccomp
-// profile, as uid/gid 65535, on a read-only root filesystem that holds
-// the pause program and empty mount points only: <state>/shim/pause-<digest>/,
-// written once by New.
+// The pause runs with no capabilities, no_new_privs, as uid/gid 65535,
+// stdio on /dev/null, on a read-only root filesystem that holds the
+// pause program and empty mount points only:
+// <state>/shim/pause-<digest>/, written once by New. Its seccomp profile
+// is the sandbox's (LinuxSandboxSecurityContext.Seccomp), as containerd
+// gives its sandbox container: none when unset or Unconfined (and for a
+// privileged sandbox), the default profile for RuntimeDefault, the file
+// for Localhost.
 
 // The infra container's user (the k8s pause image's) and stop timeout.
 const (
@@ -152,17 +163,16 @@ func errNoPause(md *runtimeapi.PodSandboxMetadata) error {
 		"build sigil with 'make build': %w", md.GetNamespace(), md.GetName(), errdefs.ErrFailedPrecondition)
 }
 
-// startInfra starts the infra container of sb in pod p and pins its PID
-// namespace as the pod's. sb.InfraID is recorded before the start, so
+// startInfra starts the infra container sb.InfraID of sb in pod p and
+// pins its PID namespace as the pod's. sb.InfraID is recorded before, so
 // that a server killed meanwhile leaves a sandbox whose removal finds it.
+// It runs while RunPodSandbox sets the pod's network up (the pause needs
+// none of it, and each takes tens of milliseconds), so it reads sb and
+// writes nothing of it.
 func (s *Server) startInfra(ctx context.Context, sb *sandbox, p *pod.Pod) error {
 	md := sb.Cfg().GetMetadata()
 	if s.pauseRootfs == "" {
 		return errNoPause(md)
-	}
-	sb.InfraID = newID()
-	if err := s.sandboxes.put(sb); err != nil {
-		return err
 	}
 	extra, err := json.Marshal(infraMeta{InfraFor: sb.ID})
 	if err != nil {
@@ -177,11 +187,12 @@ func (s *Server) startInfra(ctx context.Context, sb *sandbox, p *pod.Pod) error 
 		Run: spec.RunOptions{
 			ReadOnly: true,
 			CapDrop:  []string{"ALL"},
-			// Seccomp "" is the default profile, and no_new_privs is set
-			// unless AllowPrivilegeEscalation.
+			Seccomp:  sandboxSeccomp(sb.Cfg().GetLinux().GetSecurityContext()),
+			// no_new_privs is set unless AllowPrivilegeEscalation.
 		},
-		PodID: sb.ID,
-		Extra: extra,
+		PodID:        sb.ID,
+		Extra:        extra,
+		Unsupervised: true,
 	})
 	if err != nil {
 		return fmt.Errorf("pod sandbox %s: start its infra container (the pause, PID 1 of the pod's PID namespace): %w", sb.ID, err)
@@ -191,8 +202,8 @@ func (s *Server) startInfra(ctx context.Context, sb *sandbox, p *pod.Pod) error 
 		return fmt.Errorf("pod sandbox %s: infra container: %w", sb.ID, err)
 	}
 	if !info.Running() || info.Pid <= 0 {
-		return fmt.Errorf("pod sandbox %s: the infra container exited at once (%s): see its monitor log under %s: %w",
-			sb.ID, info.Error, filepath.Join(s.cfg.State, "containers", sb.InfraID), errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("pod sandbox %s: the infra container (the pause) exited at once (%s): see the start log %s: %w",
+			sb.ID, info.Error, filepath.Join(s.cfg.State, "containers", sb.InfraID, "monitor.log"), errdefs.ErrFailedPrecondition)
 	}
 	if err := p.PinPID(ctx, info.Pid); err != nil {
 		return err
@@ -214,13 +225,50 @@ func (s *Server) stopInfra(ctx context.Context, sb *sandbox) error {
 }
 
 // infraRunning reports whether sb's infra container runs (true for a
-// sandbox without one).
+// sandbox without one): its record says so, which Inspect checks against
+// the pause's PID and start time, and that process's PID namespace is the
+// one the pod pinned.
 func (s *Server) infraRunning(ctx context.Context, sb *sandbox) bool {
 	if sb.InfraID == "" {
 		return true
 	}
 	info, err := s.containers.Inspect(ctx, sb.InfraID)
-	return err == nil && info.Running()
+	if err != nil || !info.Running() || info.Pid <= 0 {
+		return false
+	}
+	p, err := pod.Load(ctx, s.cfg.State, sb.ID)
+	if err != nil || p.Namespaces.PID == "" {
+		// Still starting: the namespace is pinned right after the start.
+		return err == nil
+	}
+	return sameFile(fmt.Sprintf("/proc/%d/ns/pid", info.Pid), p.Namespaces.PID)
+}
+
+// sameFile reports whether a and b name the same file (for namespace
+// files: the same namespace).
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
+}
+
+// sandboxSeccomp is the seccomp profile of the sandbox's infra container,
+// as containerd chooses its sandbox container's: the sandbox security
+// context's Seccomp (or the deprecated SeccompProfilePath), unconfined
+// when unset or privileged.
+func sandboxSeccomp(sc *runtimeapi.LinuxSandboxSecurityContext) string {
+	if sc.GetPrivileged() {
+		return spec.SeccompUnconfined
+	}
+	prof := sc.GetSeccomp()
+	//lint:ignore SA1019 older kubelets send the path ("runtime/default", "unconfined", "localhost/<path>") instead
+	if path := sc.GetSeccompProfilePath(); prof == nil && path != "" {
+		return path
+	}
+	return seccompProfile(prof)
 }
 
 // sandboxState is the sandbox's state as the CRI sees it: ready only if

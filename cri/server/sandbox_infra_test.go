@@ -3,8 +3,10 @@ package server
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,16 +52,52 @@ func procStatus(t *testing.T, pid int) map[string]string {
 	return out
 }
 
+// withSeccomp sets the sandbox's seccomp profile.
+func withSeccomp(cfg *runtimeapi.PodSandboxConfig, prof *runtimeapi.SecurityProfile) *runtimeapi.PodSandboxConfig {
+	cfg.Linux.SecurityContext.Seccomp = prof
+	return cfg
+}
+
+// unsupervised checks that the pause runs on its own: not a child of
+// this process (the server), with no monitor left, stdio on /dev/null.
+func unsupervised(t *testing.T, infra container.Info) {
+	t.Helper()
+	st := procStatus(t, infra.Pid)
+	if st["PPid"] == fmt.Sprint(os.Getpid()) {
+		t.Errorf("the pause (pid %d) is a child of the server: want it reparented, as with runc run -d", infra.Pid)
+	}
+	// The starter reports the start, then exits.
+	var monitor string
+	if !waitFor(5*time.Second, func() bool {
+		monitor = ""
+		dirs, _ := os.ReadDir("/proc")
+		for _, d := range dirs {
+			if cmd, err := os.ReadFile("/proc/" + d.Name() + "/cmdline"); err == nil &&
+				strings.Contains(string(cmd), container.MonitorCommand) && strings.Contains(string(cmd), infra.ID) {
+				monitor = d.Name() + ": " + string(cmd)
+			}
+		}
+		return monitor == ""
+	}) {
+		t.Errorf("a monitor of the infra container runs: %q", monitor)
+	}
+	for fd := 0; fd <= 2; fd++ {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", infra.Pid, fd)); err != nil || l != "/dev/null" {
+			t.Errorf("pause fd %d = %q, %v; want /dev/null", fd, l, err)
+		}
+	}
+}
+
 // In a pod that shares its PID namespace, PID 1 is the pause of the
-// pod's infra container, locked down, alone on its root filesystem; every
-// container sees it and its siblings; orphans are reaped; the namespace
-// outlives a container and survives a restart of the server; stopping the
-// sandbox stops the pause last, with exit code 0.
+// pod's infra container, locked down, alone on its root filesystem,
+// unsupervised; every container sees it and its siblings; orphans are
+// reaped; the namespace outlives a container and survives a restart of
+// the server; stopping the sandbox stops the pause last, on SIGTERM.
 func TestSharedPIDNamespace(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := testCtx(t)
 	image := e.busybox(ctx)
-	podCfg := e.podConfig("shared-pid", "default", true)
+	podCfg := withSeccomp(e.podConfig("shared-pid", "default", true), &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault})
 	podID := e.runPod(ctx, podCfg)
 
 	sb, err := e.s.sandboxes.get(podID)
@@ -71,7 +109,9 @@ func TestSharedPIDNamespace(t *testing.T) {
 		t.Fatalf("infra container = %+v, %v; want it running", infra, err)
 	}
 
-	// The pause: no capabilities, no_new_privs, seccomp, uid 65535.
+	unsupervised(t, infra)
+	// The pause: no capabilities, no_new_privs, the sandbox's
+	// (RuntimeDefault) seccomp profile, uid 65535.
 	st := procStatus(t, infra.Pid)
 	for k, want := range map[string]string{
 		"CapEff": "0000000000000000", "CapPrm": "0000000000000000", "CapBnd": "0000000000000000",
@@ -163,7 +203,9 @@ func TestSharedPIDNamespace(t *testing.T) {
 		t.Errorf("container started after the restart: ps shows\n%s\nwant the pause as PID 1 and b's process", out)
 	}
 
-	// Stop: the containers, then the pause, which exits 0.
+	// Stop: the containers, then the pause, which exits 0 on SIGTERM.
+	pausePid, pauseStart := infra.Pid, infra.PidStartTime
+	cgroups := cgroupDirs(t, pausePid)
 	if _, err := e.s.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatalf("StopPodSandbox = %v", err)
 	}
@@ -174,7 +216,10 @@ func TestSharedPIDNamespace(t *testing.T) {
 	}
 	infra, err = e.s.containers.Inspect(ctx, sb.InfraID)
 	if err != nil || infra.Status != container.StatusExited || infra.ExitCode != 0 {
-		t.Errorf("infra after StopPodSandbox = %s code %d, %v; want exited 0", infra.Status, infra.ExitCode, err)
+		t.Errorf("infra after StopPodSandbox = %s code %d (%s), %v; want exited 0", infra.Status, infra.ExitCode, infra.Error, err)
+	}
+	if processAlive(pausePid, pauseStart) {
+		t.Errorf("the pause (pid %d) still runs after StopPodSandbox", pausePid)
 	}
 	if got := e.sandboxState(ctx, podID); got != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
 		t.Errorf("sandbox after stop = %s, want not ready", got)
@@ -190,6 +235,7 @@ func TestSharedPIDNamespace(t *testing.T) {
 	if m := mountedUnder(t, e.cfg.State); len(m) > 0 {
 		t.Errorf("still mounted after RemovePodSandbox: %v", m)
 	}
+	gone(t, "the pause's cgroup after RemovePodSandbox", cgroups)
 }
 
 // A pod whose pause died is not ready (its PID namespace is gone, with
@@ -286,5 +332,237 @@ func TestWritePauseRootfs(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(other, "pause"))
 	if err != nil || fi.Mode().Perm() != 0o555 {
 		t.Errorf("pause mode = %v, %v; want 0555", fi.Mode(), err)
+	}
+}
+
+// processAlive reports whether pid is a live process (not a zombie)
+// that started at start (field 22 of /proc/<pid>/stat).
+func processAlive(pid int, start uint64) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 19 && f[0] != "Z" && f[0] != "X" && f[19] == fmt.Sprint(start)
+}
+
+// The pause program itself, as PID 1 of a PID namespace of its own:
+// exit code 0 on SIGTERM and on SIGINT, and it reaps an orphan.
+func TestPauseProgram(t *testing.T) {
+	requireRoot(t)
+	bin := filepath.Join(t.TempDir(), "pause")
+	if err := os.WriteFile(bin, pauseProgram(t), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		cmd := exec.Command(bin)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		if sig == syscall.SIGTERM {
+			// An orphan in its namespace: sh starts sleep and exits.
+			out, err := exec.Command("nsenter", "--target", fmt.Sprint(pid), "--pid", "--", "sh", "-c", "sleep 0.3 </dev/null >/dev/null 2>&1 & echo $!").CombinedOutput()
+			if err != nil {
+				t.Fatalf("nsenter: %v: %s", err, out)
+			}
+			hostPid := 0
+			waitFor(2*time.Second, func() bool { // the orphan, reparented to the pause
+				dirs, _ := os.ReadDir("/proc")
+				for _, d := range dirs {
+					if st := procStatusOf(d.Name()); st["PPid"] == fmt.Sprint(pid) && st["Name"] == "sleep" {
+						hostPid, _ = strconv.Atoi(d.Name())
+						return true
+					}
+				}
+				return false
+			})
+			if hostPid == 0 {
+				t.Error("the orphan was not reparented to the pause")
+			} else if !waitFor(5*time.Second, func() bool { return procStatusOf(fmt.Sprint(hostPid))["PPid"] != fmt.Sprint(pid) }) {
+				t.Errorf("the pause did not reap its orphan: %v", procStatusOf(fmt.Sprint(hostPid)))
+			}
+		}
+		// The kernel drops a signal to a namespace's init with no handler:
+		// wait for the pause to install its handlers.
+		waitFor(2*time.Second, func() bool { return procStatusOf(fmt.Sprint(pid))["SigCgt"] != "0000000000000000" })
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil || cmd.ProcessState.ExitCode() != 0 {
+				t.Errorf("pause after %v: %v (exit %d), want exit 0", sig, err, cmd.ProcessState.ExitCode())
+			}
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("pause still runs 5s after %v", sig)
+		}
+	}
+}
+
+// A pause killed while no server runs (kill -9 of sigil cri serve, then
+// of the pause) makes the sandbox NOTREADY for the next server, which
+// stops and removes it, leaving nothing mounted.
+func TestSharedPIDNamespaceInfraKilledAcrossRestart(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testCtx(t)
+	podCfg := e.podConfig("killed", "default", true)
+	podID := e.runPod(ctx, podCfg)
+	sb, err := e.s.sandboxes.get(podID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infra, err := e.s.containers.Inspect(ctx, sb.InfraID)
+	if err != nil || !infra.Running() {
+		t.Fatalf("infra = %+v, %v; want running", infra, err)
+	}
+	cgroups := cgroupDirs(t, infra.Pid)
+	_ = e.s.Close()
+	if err := syscall.Kill(infra.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return !processAlive(infra.Pid, infra.PidStartTime) }) {
+		t.Fatal("the pause survived SIGKILL")
+	}
+	e.s = e.start()
+	if got := e.sandboxState(ctx, podID); got != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+		t.Errorf("sandbox after its pause was killed and the server restarted = %s, want not ready", got)
+	}
+	if info, err := e.s.containers.Inspect(ctx, sb.InfraID); err != nil || info.Status != container.StatusExited || info.ExitCode != container.ExitCodeUnknown {
+		t.Errorf("infra = %s code %d, %v; want exited, code unknown", info.Status, info.ExitCode, err)
+	}
+	if _, err := e.s.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatalf("StopPodSandbox = %v", err)
+	}
+	if _, err := e.s.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatalf("RemovePodSandbox = %v", err)
+	}
+	if m := mountedUnder(t, e.cfg.State); len(m) > 0 {
+		t.Errorf("still mounted after RemovePodSandbox: %v", m)
+	}
+	gone(t, "the killed pause's cgroup after RemovePodSandbox", cgroups)
+	if _, err := os.Stat(filepath.Join(e.cfg.State, "libcontainer", sb.InfraID)); !os.IsNotExist(err) {
+		t.Errorf("the killed pause's libcontainer state is still there (%v)", err)
+	}
+}
+
+// A server started after the one that ran the pod (no monitor to ask)
+// stops the pause itself, by its PID, checked against its start time.
+func TestSharedPIDNamespaceStopAfterRestart(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testCtx(t)
+	podID := e.runPod(ctx, e.podConfig("restarted", "default", true))
+	sb, err := e.s.sandboxes.get(podID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infra, err := e.s.containers.Inspect(ctx, sb.InfraID)
+	if err != nil || !infra.Running() {
+		t.Fatalf("infra = %+v, %v; want running", infra, err)
+	}
+	e.restart()
+	if !processAlive(infra.Pid, infra.PidStartTime) {
+		t.Fatal("the pause died with the server")
+	}
+	if got := e.sandboxState(ctx, podID); got != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Errorf("sandbox after restart = %s, want ready", got)
+	}
+	start := time.Now()
+	if _, err := e.s.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatalf("StopPodSandbox = %v", err)
+	}
+	if processAlive(infra.Pid, infra.PidStartTime) {
+		t.Errorf("the pause (pid %d) still runs after StopPodSandbox", infra.Pid)
+	}
+	after, err := e.s.containers.Inspect(ctx, sb.InfraID)
+	if err != nil || after.Status != container.StatusExited || after.ExitCode != 0 {
+		t.Errorf("infra after StopPodSandbox = %s code %d (%s), %v; want exited 0 on SIGTERM", after.Status, after.ExitCode, after.Error, err)
+	}
+	if d := time.Since(start); d > pauseStopTimeout {
+		t.Errorf("StopPodSandbox took %v: the pause did not exit on SIGTERM", d)
+	}
+	if got := e.sandboxState(ctx, podID); got != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+		t.Errorf("sandbox after stop = %s, want not ready", got)
+	}
+}
+
+// The pause's seccomp profile is the sandbox's: none when unset, the
+// file for Localhost, and a Localhost file that does not exist fails
+// RunPodSandbox, leaving nothing behind.
+func TestSharedPIDNamespaceSeccomp(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testCtx(t)
+	pausePid := func(podID string) int {
+		t.Helper()
+		sb, err := e.s.sandboxes.get(podID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		infra, err := e.s.containers.Inspect(ctx, sb.InfraID)
+		if err != nil || !infra.Running() {
+			t.Fatalf("infra = %+v, %v; want running", infra, err)
+		}
+		return infra.Pid
+	}
+	unset := e.runPod(ctx, e.podConfig("seccomp-unset", "default", true))
+	if st := procStatus(t, pausePid(unset)); st["Seccomp"] != "0" || st["NoNewPrivs"] != "1" {
+		t.Errorf("pause of a sandbox without a seccomp profile: Seccomp %q NoNewPrivs %q, want 0 and 1", st["Seccomp"], st["NoNewPrivs"])
+	}
+	profile := filepath.Join(e.dir, "profile.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["ptrace"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local := e.runPod(ctx, withSeccomp(e.podConfig("seccomp-local", "default", true),
+		&runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: profile}))
+	if st := procStatus(t, pausePid(local)); st["Seccomp"] != "2" {
+		t.Errorf("pause of a sandbox with a Localhost profile: Seccomp %q, want 2", st["Seccomp"])
+	}
+	_, err := e.s.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: withSeccomp(e.podConfig("seccomp-missing", "default", true),
+		&runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: filepath.Join(e.dir, "missing.json")})})
+	if codeOf(err) != codes.NotFound || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("RunPodSandbox with a missing Localhost profile = %v, want NotFound naming the file", err)
+	}
+	if list, err := e.s.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err != nil || len(list.Items) != 2 {
+		t.Errorf("ListPodSandbox = %v, %v; want the two pods that started", list, err)
+	}
+}
+
+// cgroupDirs returns the memory and pids cgroup directories of process
+// pid (cgroup v1, as libcontainer creates them on this hybrid host).
+func cgroupDirs(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) == 3 && (f[1] == "memory" || f[1] == "pids") {
+			d := filepath.Join("/sys/fs/cgroup", f[1], f[2])
+			if _, err := os.Stat(d); err != nil {
+				t.Fatalf("cgroup of process %d: %v", pid, err)
+			}
+			dirs = append(dirs, d)
+		}
+	}
+	if len(dirs) == 0 {
+		t.Fatalf("no memory or pids cgroup in %s", b)
+	}
+	return dirs
+}
+
+// gone checks that none of dirs exists.
+func gone(t *testing.T, what string, dirs []string) {
+	t.Helper()
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s: %s is still there (%v)", what, d, err)
+		}
 	}
 }

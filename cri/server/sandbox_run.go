@@ -23,7 +23,7 @@ import (
 // The network, IPC and UTS namespaces are held by bind mounts, with no
 // process; a sandbox whose containers share a PID namespace also gets an
 // infra container, the pause, as that namespace's PID 1 (see
-// sandbox_infra.go).
+// sandbox_infra.go), started while the network is set up.
 //
 // Not idempotent, as the CRI says: a second sandbox with the same
 // metadata (name, namespace, uid, attempt) is refused with AlreadyExists.
@@ -125,30 +125,36 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err := s.writePodFiles(sb, hostname); err != nil {
 		return nil, err
 	}
-	if !hostNet {
-		// Recorded before the ADD, so that a crash in between still
-		// gets a DEL at removal.
-		sb.Networked = true
-		if err := s.sandboxes.put(sb); err != nil {
-			return nil, err
-		}
-		res, err := s.network.Setup(ctx, s.podNetwork(sb))
-		if err != nil {
-			sb.Networked = false
-			return nil, err
-		}
-		for _, ip := range res.IPs {
-			sb.IPs = append(sb.IPs, ip.String())
-		}
-		// /etc/hosts names the pod by its own address.
-		if err := s.writePodFiles(sb, hostname); err != nil {
-			return nil, err
+	// Recorded before they are made, so that a crash in between still
+	// gets the infra container removed and a CNI DEL at removal.
+	if sharesPID(cfg) {
+		sb.InfraID = newID()
+	}
+	sb.Networked = !hostNet
+	if err := s.sandboxes.put(sb); err != nil {
+		return nil, err
+	}
+	// The infra container starts while the network is set up: neither
+	// needs the other (the pause joins the pod's network namespace,
+	// pinned already, and never uses it).
+	var infraDone chan error
+	if sb.InfraID != "" {
+		infraDone = make(chan error, 1)
+		go func() { infraDone <- s.startInfra(ctx, sb, p) }()
+	}
+	netErr := s.setupNetwork(ctx, sb, hostname)
+	if infraDone != nil {
+		// Waited for even when the network failed: the cleanup above
+		// removes the infra container, which must not be starting then.
+		if err := <-infraDone; err != nil {
+			if netErr == nil {
+				return nil, err
+			}
+			log.WarnContext(ctx, "starting the infra container of a pod whose network failed", "error", err)
 		}
 	}
-	if sharesPID(cfg) {
-		if err := s.startInfra(ctx, sb, p); err != nil {
-			return nil, err
-		}
+	if netErr != nil {
+		return nil, netErr
 	}
 	sb.State = sandboxReady
 	if err := s.sandboxes.put(sb); err != nil {
@@ -156,6 +162,25 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	log.InfoContext(ctx, "pod sandbox ready", "ips", sb.IPs, "infra_id", sb.InfraID)
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: sb.ID}, nil
+}
+
+// setupNetwork attaches sb to the CNI network unless it uses the host's
+// (sb.Networked is already recorded), and writes its /etc/hosts with its
+// addresses.
+func (s *Server) setupNetwork(ctx context.Context, sb *sandbox, hostname string) error {
+	if !sb.Networked {
+		return nil
+	}
+	res, err := s.network.Setup(ctx, s.podNetwork(sb))
+	if err != nil {
+		sb.Networked = false
+		return err
+	}
+	for _, ip := range res.IPs {
+		sb.IPs = append(sb.IPs, ip.String())
+	}
+	// /etc/hosts names the pod by its own address.
+	return s.writePodFiles(sb, hostname)
 }
 
 // podNetwork is what CNI is told about the sandbox.

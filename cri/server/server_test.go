@@ -48,8 +48,8 @@ func TestMain(m *testing.M) {
 const acceptAll = `{"default":[{"type":"insecureAcceptAnything"}]}`
 const rejectAll = `{"default":[{"type":"reject"}]}`
 
-// pauseBuild is cmd/sigil/pause, built static once per test binary, as
-// `make build` builds it.
+// pauseBuild is cmd/sigil/pause/pause.c, compiled static once per test
+// binary, as `make build` compiles it.
 var pauseBuild struct {
 	once sync.Once
 	dir  string
@@ -65,10 +65,9 @@ func pauseProgram(t *testing.T) []byte {
 			return
 		}
 		out := filepath.Join(pauseBuild.dir, "pause")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "../../cmd/sigil/pause")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd := exec.Command("cc", "-static", "-Os", "-s", "-o", out, "../../cmd/sigil/pause/pause.c")
 		if b, err := cmd.CombinedOutput(); err != nil {
-			pauseBuild.err = fmt.Errorf("build cmd/sigil/pause: %v\n%s", err, b)
+			pauseBuild.err = fmt.Errorf("compile cmd/sigil/pause/pause.c (needs cc and a static libc: apt-get install build-essential libc6-dev): %v\n%s", err, b)
 			return
 		}
 		pauseBuild.bin, pauseBuild.err = os.ReadFile(out)

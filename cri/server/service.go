@@ -60,7 +60,7 @@ type Config struct {
 	// Executable is the sigil binary monitors re-execute (default: this
 	// one).
 	Executable string
-	// PauseBinary is the pause program (cmd/sigil/pause, static), PID 1
+	// PauseBinary is the pause program (cmd/sigil/pause/pause.c, static), PID 1
 	// of the pods whose containers share a PID namespace; New writes it
 	// under State. Without it such pods are refused (FailedPrecondition),
 	// and other pods work as ever.

@@ -111,9 +111,11 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 			Stdin:       opts.Stdin,
 			AutoRemove:  opts.AutoRemove,
 			Detached:    detached,
-			Labels:      opts.Labels,
-			Annotations: opts.Annotations,
-			Extra:       opts.Extra,
+			// A foreground Run is supervised by its caller.
+			Unsupervised: detached && opts.Unsupervised,
+			Labels:       opts.Labels,
+			Annotations:  opts.Annotations,
+			Extra:        opts.Extra,
 		},
 		Image:        opts.Image,
 		Rootfs:       opts.Rootfs,
@@ -250,8 +252,11 @@ func (m *Manager) setup(ctx context.Context, r *record, log *slog.Logger) (_ *li
 	}
 	// Whoever supervises the container (sigil run, or the monitor) is the
 	// parent of its init: if it dies, the container dies too, rather than
-	// run on unsupervised.
-	cfg.ParentDeathSignal = int(unix.SIGKILL)
+	// run on unsupervised. An unsupervised container outlives its starter
+	// on purpose.
+	if !r.Unsupervised {
+		cfg.ParentDeathSignal = int(unix.SIGKILL)
+	}
 	lc, err := libcontainer.Create(m.libcontainerRoot(), r.ID, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create the container: %w", err)

@@ -35,7 +35,11 @@
 // A record whose supervising process (foreground sigil run or monitor)
 // died without recording the exit is reported as exited with code 255 and
 // an Error saying so; the container itself died with its supervisor, as
-// its init has a parent-death signal of SIGKILL.
+// its init has a parent-death signal of SIGKILL. An unsupervised
+// container (CreateOptions.Unsupervised: started as `runc run -d` starts
+// one, for the CRI's pause) has no supervisor: its record holds its
+// init's PID and start time, and it is reported exited, code 255, once
+// that process is gone.
 //
 // On disk, with --root (/var/lib/sigil) and --state (/run/sigil):
 //
@@ -62,24 +66,13 @@
 // libcontainer's init and as the monitor; package main does, first thing,
 // in an init function (cmd/sigil/init.go):
 //
-//	func init() {
-//		// Keep the main thread to the main goroutine: goroutines that
-//		// change their thread's namespaces rely on the runtime discarding
-//		// that thread, which it cannot do with the main thread.
-//		runtime.LockOSThread()
-//		if len(os.Args) > 1 {
-//			switch os.Args[1] {
-//			case "init":
-//				// libcontainer's ParentDeathSignal does not reach the
-//				// final init stage; set it there.
-//				unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
-//				libcontainer.Init() // never returns
-//			case container.MonitorCommand:
-//				os.Exit(container.RunMonitor(os.Args[2:]))
-//			}
-//		}
-//	}
+//	func init() { container.Reexec() }
 //
+// Reexec keeps the main thread to the main goroutine (goroutines that
+// change their thread's namespaces rely on the runtime discarding that
+// thread, which it cannot do with the main thread), runs libcontainer's
+// init (with a parent-death signal, unless the container is
+// unsupervised) and the monitor, and returns for any other invocation.
 // and is built with cgo and the "seccomp" build tag (libseccomp); this
 // package imports libcontainer/nsenter itself. A test binary does the same
 // in TestMain (see helpers_test.go).

@@ -15,31 +15,15 @@ import (
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/opencontainers/runc/libcontainer"
-	"golang.org/x/sys/unix"
 
 	"github.com/sigil-project/sigil/runtime/mount"
 	"github.com/sigil-project/sigil/runtime/spec"
 )
 
 // TestMain lets the test binary be re-executed as libcontainer's init and
-// as a monitor, as the sigil binary is.
+// as a monitor, as the sigil binary is (cmd/sigil/init.go).
 func TestMain(m *testing.M) {
-	// As cmd/sigil/init.go: keep the main thread to the main goroutine, so
-	// that no goroutine that changes its thread's namespaces (pod pinning,
-	// libcontainer's mount-source thread) can leave it, and with it
-	// /proc/self, in a container's namespaces.
-	runtime.LockOSThread()
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "init":
-			// As cmd/sigil/init.go: see the package documentation.
-			_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
-			libcontainer.Init() // never returns
-		case MonitorCommand:
-			os.Exit(RunMonitor(os.Args[2:]))
-		}
-	}
+	Reexec()
 	code := m.Run()
 	if busybox.dir != "" {
 		os.RemoveAll(busybox.dir)

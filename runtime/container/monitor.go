@@ -42,6 +42,12 @@ type startReport struct {
 // OOMKilled, releases its resources, and removes it when AutoRemove is
 // set. A start failure is returned with the monitor's error text and
 // errdefs class.
+//
+// With CreateOptions.Unsupervised the re-executed binary only starts the
+// container and exits, as `runc run -d` does (see startUnsupervised):
+// nothing stays behind but the container's own process. Its death is
+// noticed by whoever looks at the record next (Inspect, List, Stop),
+// which releases what it held.
 func (m *Manager) Start(ctx context.Context, opts CreateOptions) (string, error) {
 	r, err := m.prepare(ctx, opts, true)
 	if err != nil {
@@ -231,6 +237,15 @@ func (m *Manager) monitor(ctx context.Context, id string, report *os.File) int {
 		return 1
 	}
 	log := m.logger.With("container_id", r.ID, "pod_id", r.PodID)
+	if r.Unsupervised {
+		if err := m.startUnsupervised(ctx, r, log); err != nil {
+			m.startFailed(ctx, r, err, log)
+			sendReport(report, err)
+			return 1
+		}
+		sendReport(report, nil)
+		return 0
+	}
 	log.InfoContext(ctx, "monitor started", "monitor_pid", os.Getpid())
 
 	lf, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)

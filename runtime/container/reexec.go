@@ -47,8 +47,12 @@ func Reexec() {
 		// The container's process dies with whoever started it (sigil run
 		// or the monitor). libcontainer's ParentDeathSignal only reaches
 		// its first, short-lived stage; set it here, in the final stage,
-		// and libcontainer keeps it across the change of user.
-		_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+		// and libcontainer keeps it across the change of user. Not for an
+		// unsupervised container, whose starter exits at once (its
+		// argv[0], which libcontainer passes on, says so).
+		if os.Args[0] != unsupervisedInitArgv0 {
+			_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+		}
 		libcontainer.Init() // never returns
 	case MonitorCommand:
 		os.Exit(RunMonitor(os.Args[2:]))

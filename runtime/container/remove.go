@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/utils"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,6 +41,14 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout time.Duration) e
 	if timeout > 0 {
 		waitForHandler(ctx, r.Pid, sig, time.Second)
 	}
+	var w *exitWatch
+	if r.Unsupervised {
+		// Nobody waits for its init: hear its exit code from the kernel.
+		if w, err = watchExits(); err != nil {
+			log.DebugContext(ctx, "its exit code will be recorded as unknown", "error", err)
+		}
+		defer w.close()
+	}
 	if err := m.signal(r, sig); err != nil {
 		return fmt.Errorf("stop container %s: %w", r.Name, err)
 	}
@@ -47,7 +56,9 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout time.Duration) e
 	if err != nil {
 		return fmt.Errorf("stop container %s: %w", r.Name, err)
 	}
+	how := "it exited on " + unix.SignalName(sig)
 	if !exited {
+		how = fmt.Sprintf("it was killed with SIGKILL, still running %v after %s", timeout, unix.SignalName(sig))
 		log.InfoContext(ctx, "container did not exit in time: killing it", "timeout", timeout)
 		if err := m.signal(r, unix.SIGKILL); err != nil {
 			return fmt.Errorf("stop container %s: %w", r.Name, err)
@@ -59,8 +70,39 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout time.Duration) e
 			return fmt.Errorf("container %q was sent SIGKILL but its exit was not recorded within 10s: check 'sigil ps' and the monitor log %s", r.Name, m.monitorLog(r.ID))
 		}
 	}
+	if r.Unsupervised {
+		m.recordStopped(ctx, r, w, how, log)
+	}
 	log.InfoContext(ctx, "stopped container")
 	return nil
+}
+
+// recordStopped records the exit code of an unsupervised container that
+// Stop ended, as heard by w, over the unknown one that refresh recorded
+// when it found the init gone; when it was not heard, the record's
+// Error says how Stop ended it, which is all that is known.
+func (m *Manager) recordStopped(ctx context.Context, r *record, w *exitWatch, how string, log *slog.Logger) {
+	code := -1
+	if w != nil {
+		// The event is sent as the process exits, before refresh could
+		// see it gone: it is waiting on the socket already.
+		if ws, ok := w.exitStatus(r.Pid, 250*time.Millisecond); ok {
+			code = utils.ExitStatus(ws)
+		}
+	}
+	_, err := m.update(ctx, r.ID, func(cur *record) {
+		if cur.Status != StatusExited || cur.ExitCode != ExitCodeUnknown || cur.StartedAt != r.StartedAt {
+			return
+		}
+		if code >= 0 {
+			cur.ExitCode, cur.Error = code, ""
+		} else {
+			cur.Error = "stopped: " + how + "; the container was not supervised and its exit was not heard, so its exit code is unknown"
+		}
+	})
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		log.WarnContext(ctx, "recording how the container was stopped", "error", err)
+	}
 }
 
 // signal sends sig to the container's init. A container that is already

@@ -262,10 +262,14 @@ func (m *Manager) resolve(ctx context.Context, ref string) (*record, error) {
 
 // refresh corrects the status of a record whose supervisor died without
 // recording the container's end: the container died with it (its init has
-// a parent-death signal), so it is recorded as exited, code unknown.
+// a parent-death signal), so it is recorded as exited, code unknown. An
+// unsupervised container's record is corrected when its init is gone.
 func (m *Manager) refresh(ctx context.Context, r *record) (*record, error) {
 	if r.Status == StatusExited || r.Owner.alive() {
 		return r, nil
+	}
+	if r.Unsupervised && r.Status == StatusRunning {
+		return m.refreshUnsupervised(ctx, r)
 	}
 	if r.Status == StatusCreated && r.Owner.Pid == 0 {
 		return r, nil
@@ -304,6 +308,41 @@ func (m *Manager) refresh(ctx context.Context, r *record) (*record, error) {
 		log := m.logger.With("container_id", r.ID, "pod_id", r.PodID)
 		if err := m.teardown(ctx, updated, log); err != nil {
 			log.WarnContext(ctx, "releasing a dead supervisor's container", "error", err)
+		}
+	}
+	return updated, nil
+}
+
+// refreshUnsupervised records the exit of an unsupervised container whose
+// init is gone, and releases what it held (its cgroup, libcontainer
+// state, rootfs mount), once: whoever notices first does it.
+func (m *Manager) refreshUnsupervised(ctx context.Context, r *record) (*record, error) {
+	if r.initAlive() {
+		return r, nil
+	}
+	changed := false
+	updated, err := m.update(ctx, r.ID, func(cur *record) {
+		if cur.Status != StatusRunning || cur.Pid != r.Pid || cur.PidStartTime != r.PidStartTime {
+			return
+		}
+		changed = true
+		cur.Status = StatusExited
+		cur.ExitCode = ExitCodeUnknown
+		cur.FinishedAt = time.Now().UTC()
+		cur.Error = fmt.Sprintf("its init (pid %d) has exited; the container was not supervised, so its exit code is unknown", r.Pid)
+		cur.Pid = 0
+	})
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, fmt.Errorf("container %s: %w", r.ID, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		log := m.logger.With("container_id", r.ID, "pod_id", r.PodID)
+		log.InfoContext(ctx, "unsupervised container exited", "pid", r.Pid)
+		if err := m.teardown(ctx, updated, log); err != nil {
+			log.WarnContext(ctx, "releasing an exited unsupervised container", "error", err)
 		}
 	}
 	return updated, nil

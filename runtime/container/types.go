@@ -89,6 +89,11 @@ type CreateOptions struct {
 	// volumes, see ImageVolume), mounted when the container starts and
 	// unmounted when it exits.
 	ImageVolumes []ImageVolume
+	// Unsupervised, with Start, starts the container as `runc run -d`
+	// does, with no monitor: see Start. For a process that needs no
+	// supervision (the CRI's pause), at the cost of its output, attach,
+	// and its exit code unless Stop ends it.
+	Unsupervised bool
 }
 
 // ImageVolume is an image mounted read-only in a container. Mount (a
@@ -176,8 +181,15 @@ type Info struct {
 	Options    spec.RunOptions `json:"options"`
 	Stdin      bool            `json:"stdin,omitempty"`
 	AutoRemove bool            `json:"auto_remove,omitempty"`
-	// Detached is true for a container supervised by a monitor process.
+	// Detached is true for a container supervised by a monitor process,
+	// or, with Unsupervised, started detached and left on its own.
 	Detached bool `json:"detached,omitempty"`
+	// Unsupervised: started with no monitor (CreateOptions.Unsupervised).
+	// Its liveness is that of the process Pid with start time
+	// PidStartTime. Its exit code is known when Stop ended it (heard from
+	// the kernel's process events), else it is ExitCodeUnknown.
+	Unsupervised bool   `json:"unsupervised,omitempty"`
+	PidStartTime uint64 `json:"pid_start_time,omitempty"`
 	// Labels, Annotations and Extra are the caller's, as created.
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
