@@ -36,6 +36,7 @@ type criEnv struct {
 	rt                                     runtimeapi.RuntimeServiceClient
 	img                                    runtimeapi.ImageServiceClient
 	conn                                   *grpc.ClientConn
+	binary                                 string // the sigil the server runs; sigilBinary when ""
 }
 
 // criNet numbers the bridges and subnets, so tests never share one.
@@ -106,7 +107,11 @@ func (c *criEnv) start() {
 	args := []string{"--root", c.root, "--state", c.state, "--policy", c.policy, "--log-level", "debug",
 		"cri", "serve", "--socket", c.sock, "--cni-conf-dir", c.cniDir, "--cni-bin-dir", "/usr/lib/cni",
 		"--policies-dir", c.policiesDir}
-	c.server = exec.Command(sigilBinary, args...)
+	bin := sigilBinary
+	if c.binary != "" {
+		bin = c.binary
+	}
+	c.server = exec.Command(bin, args...)
 	c.server.Stdout, c.server.Stderr = lf, lf
 	if err := c.server.Start(); err != nil {
 		c.t.Fatal(err)
@@ -838,5 +843,119 @@ func TestCRIStopAtOnce(t *testing.T) {
 		if _, err := c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
 			t.Fatalf("RemovePodSandbox #%d = %v", i, err)
 		}
+	}
+}
+
+// TestCRIUpgradeUnderRunningPods replaces the binary under running pods:
+// the server is killed, its binary and every file its build wrote under
+// --state/shim (runtime shim, runner, pause root) are deleted, as an
+// upgrade to a build with other ones does, and a server from another
+// binary starts. The pods, their monitors (now running a deleted shim) and
+// the pause (a deleted program) go on; the new server lists, execs, reads
+// logs with no gap, adds a container to the shared PID namespace, and
+// stops and removes everything.
+func TestCRIUpgradeUnderRunningPods(t *testing.T) {
+	c := newCRIEnv(t)
+	ctx := ctxT(t)
+	install := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile(sigilBinary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(c.dir, name, "sigil")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	c.kill9()
+	c.binary = install("v1")
+	c.start()
+	c.pull(ctx)
+
+	pod := podConfig("upgraded", "default")
+	podID := c.runPod(ctx, pod)
+	long := c.runContainer(ctx, podID, pod, "long", "sh", "-c", "i=0; while true; do echo n $i; i=$((i+1)); sleep 0.1; done")
+	shared := podConfig("upgraded-shared", "default")
+	ns := &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}
+	shared.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns}}
+	sharedID := c.runPod(ctx, shared)
+	sharedCfg := func(name string, cmd ...string) *runtimeapi.ContainerConfig {
+		return &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: name}, Command: cmd,
+			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: ns}},
+		}
+	}
+	first, err := c.createContainer(ctx, sharedID, shared, sharedCfg("first", "sleep", "3600"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: first}); err != nil {
+		t.Fatal(err)
+	}
+
+	c.kill9()
+	if err := os.Remove(c.binary); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(c.state, "shim")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the long container logs on while no server runs
+	c.binary = install("v2")
+	c.start()
+
+	for _, id := range []string{podID, sharedID} {
+		st, err := c.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
+		if err != nil || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+			t.Fatalf("pod %s after the upgrade: %v, %v", id[:12], st, err)
+		}
+	}
+	for _, id := range []string{long, first} {
+		if st := c.status(ctx, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			t.Errorf("container %s after the upgrade: %s", id[:12], st.State)
+		}
+	}
+	if r := c.execSync(ctx, long, "echo", "still-here"); string(r.Stdout) != "still-here\n" {
+		t.Errorf("exec after the upgrade = %q", r.Stdout)
+	}
+	second, err := c.createContainer(ctx, sharedID, shared, sharedCfg("second", "sleep", "3601"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: second}); err != nil {
+		t.Fatalf("a container started after the upgrade in the shared PID namespace: %v", err)
+	}
+	if r := c.execSync(ctx, second, "ps", "-o", "pid,args"); !strings.Contains(string(r.Stdout), "1 /pause") || !strings.Contains(string(r.Stdout), "sleep 3600") {
+		t.Errorf("container started after the upgrade sees\n%s\nwant the old pause as PID 1 and the first container", r.Stdout)
+	}
+	time.Sleep(500 * time.Millisecond)
+	b, err := os.ReadFile(filepath.Join(pod.LogDirectory, "long.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var n int
+		if _, err := fmt.Sscanf(line[strings.Index(line, " n ")+1:], "n %d", &n); err != nil || n != next {
+			t.Fatalf("log line %q after %d lines: the log has a gap across the upgrade", line, next)
+		}
+		next++
+	}
+
+	for _, id := range []string{podID, sharedID} {
+		if _, err := c.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatalf("StopPodSandbox after the upgrade: %v", err)
+		}
+		if _, err := c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatalf("RemovePodSandbox after the upgrade: %v", err)
+		}
+	}
+	if out := c.mustSigil("ps", "-a", "-q"); strings.TrimSpace(out.stdout) != "" {
+		t.Errorf("containers left after the pods were removed:\n%s", out.stdout)
 	}
 }
