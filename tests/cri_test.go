@@ -782,6 +782,13 @@ func TestCRISharedPIDNamespaceAndImageVolume(t *testing.T) {
 	if !strings.Contains(infraLine, "Exited (0)") {
 		t.Errorf("infra container after StopPodSandbox: %q, want Exited (0)\n%s", infraLine, ps.stdout)
 	}
+	// The infra container is not a CRI container: not listed, and unknown
+	// to ContainerStatus, as to kubelet.
+	if f := strings.Fields(infraLine); len(f) > 0 {
+		if _, err := c.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: f[0]}); status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "not a CRI container") {
+			t.Errorf("ContainerStatus(infra container %s) = %v, want NotFound: not a CRI container", f[0], err)
+		}
+	}
 	if _, err := c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatalf("RemovePodSandbox = %v", err)
 	}

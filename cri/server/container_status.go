@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
+	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/sigil-project/sigil/runtime/container"
@@ -22,11 +24,16 @@ const (
 
 // ContainerStatus reports state, exit code and reason (OOMKilled when the
 // kernel killed it for its memory limit), timestamps, image, mounts and
-// log path. An unknown ID is NotFound.
+// log path. An unknown ID is NotFound, and so is a container of the store
+// that is not a CRI workload (a pod's infra container, or one `sigil run`
+// made): ListContainers does not list them either.
 func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
 	info, err := s.containers.Inspect(ctx, req.GetContainerId())
 	if err != nil {
 		return nil, err
+	}
+	if _, _, ok := metaOf(info); !ok {
+		return nil, fmt.Errorf("container %s is not a CRI container (a pod's infra container or one made by sigil run): %w", req.GetContainerId(), errdefs.ErrNotFound)
 	}
 	st := containerStatus(info)
 	resp := &runtimeapi.ContainerStatusResponse{Status: st}
