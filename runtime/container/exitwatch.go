@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,15 +38,23 @@ func watchExits() (*exitWatch, error) {
 		return nil, fmt.Errorf("process events connector: %w", err)
 	}
 	w := &exitWatch{fd: fd}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: cnIdxProc, Pid: uint32(os.Getpid())}); err != nil {
+	// Port 0: the kernel picks a free port ID. The process ID, the usual
+	// choice, is taken by the second of two stops running at once.
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: cnIdxProc}); err != nil {
 		w.close()
 		return nil, fmt.Errorf("process events connector: %w", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	nl, ok := sa.(*unix.SockaddrNetlink)
+	if err != nil || !ok {
+		w.close()
+		return nil, fmt.Errorf("process events connector: port ID: %v", err)
 	}
 	msg := make([]byte, nlmsgHdrLen+cnMsgLen+4)
 	ne := binary.NativeEndian
 	ne.PutUint32(msg[0:], uint32(len(msg)))
 	ne.PutUint16(msg[4:], unix.NLMSG_DONE)
-	ne.PutUint32(msg[12:], uint32(os.Getpid()))
+	ne.PutUint32(msg[12:], nl.Pid)
 	ne.PutUint32(msg[16:], cnIdxProc)
 	ne.PutUint32(msg[20:], cnValProc)
 	ne.PutUint16(msg[32:], 4) // payload length

@@ -44,3 +44,30 @@ func TestExitWatch(t *testing.T) {
 		}
 	}
 }
+
+// Two watches at once, as two stops of pods running at once open: each
+// gets a port of its own and hears its process.
+func TestExitWatchesAtOnce(t *testing.T) {
+	requireRoot(t)
+	a, err := watchExits()
+	if err != nil {
+		t.Fatalf("first watch: %v", err)
+	}
+	defer a.close()
+	b, err := watchExits()
+	if err != nil {
+		t.Fatalf("second watch while the first is open: %v", err)
+	}
+	defer b.close()
+	cmd := exec.Command("sh", "-c", "exit 5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	_ = cmd.Wait()
+	for name, w := range map[string]*exitWatch{"first": a, "second": b} {
+		if ws, ok := w.exitStatus(pid, 5*time.Second); !ok || ws.ExitStatus() != 5 {
+			t.Errorf("%s watch: status %#x, heard %v; want exit 5", name, uint32(ws), ok)
+		}
+	}
+}
