@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	dref "github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
@@ -154,7 +155,11 @@ func parseDocker(s string) (Ref, error) {
 // ociRefName is the grammar of org.opencontainers.image.ref.name from the
 // image-spec annotations: components of alphanumerics joined by one of
 // "-._:@+" (or "--"), separated by "/". containers/image validates the same.
-var ociRefName = regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$`)
+// It is compiled on first use: only oci: references need it, and every
+// sigil process (the runner of a warm `sigil run` too) links this package.
+var ociRefName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$`)
+})
 
 // parseOCI follows containers/image's oci transport on Unix: DIR ends at the
 // FIRST ':'; everything after it is the image name (which may itself contain
@@ -175,7 +180,7 @@ func parseOCI(s string) (Ref, error) {
 	if !hasName || name == "" {
 		name, defaulted = DefaultTag, true
 	}
-	if !ociRefName.MatchString(name) {
+	if !ociRefName().MatchString(name) {
 		return fail(fmt.Errorf("image name %q is not a valid org.opencontainers.image.ref.name", name))
 	}
 	// Trust policy scopes for oci: are absolute paths, so the directory is
