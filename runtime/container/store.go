@@ -19,9 +19,9 @@ import (
 
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
 
 	"github.com/sigil-project/sigil/runtime/atomicfile"
+	"github.com/sigil-project/sigil/runtime/lockfile"
 	"github.com/sigil-project/sigil/runtime/mount"
 )
 
@@ -128,30 +128,7 @@ func (m *Manager) imageVolumeDir(id string, i int) string {
 // shared by every sigil process using this root. Hold it only for short
 // record reads and writes.
 func (m *Manager) lock(ctx context.Context) (unlock func(), err error) {
-	if err := os.MkdirAll(m.containersDir(), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(m.containersDir(), ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for the container store lock %s: %w", f.Name(), ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	return func() { f.Close() }, nil
+	return lockfile.Lock(ctx, filepath.Join(m.containersDir(), ".lock"))
 }
 
 func (m *Manager) readRecord(id string) (*record, error) {
