@@ -131,36 +131,18 @@ func (s *Snapshotter) Prepare(_ context.Context, key string, chain []digest.Dige
 	for _, o := range opts {
 		o(&po)
 	}
-	if key == "" || strings.ContainsAny(key, "/.") {
-		return mount.Mount{}, fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalidArgument)
+	if err := checkKey(key); err != nil {
+		return mount.Mount{}, err
 	}
 	if len(chain) == 0 {
 		return mount.Mount{}, fmt.Errorf("snapshot %s: an image with no layers cannot be run: %w", key, errdefs.ErrInvalidArgument)
 	}
-	lowers := make([]string, 0, len(chain))
-	for i := len(chain) - 1; i >= 0; i-- {
-		if !s.Has(chain[i]) {
-			return mount.Mount{}, fmt.Errorf("snapshot %s is not unpacked: fetch the image again: %w", chain[i], errdefs.ErrNotFound)
-		}
-		lowers = append(lowers, filepath.Join(s.committedDir(chain[i]), "fs"))
+	lowers, err := s.lowerDirs(chain)
+	if err != nil {
+		return mount.Mount{}, err
 	}
-	dir := filepath.Join(s.root, "active", key)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, errdefs.ErrAlreadyExists)
-		}
-		return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, err)
-	}
-	for _, d := range []string{"upper", "work"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			os.RemoveAll(dir)
-			return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, err)
-		}
-	}
-	b, _ := json.Marshal(chain)
-	if err := os.WriteFile(filepath.Join(dir, "parents.json"), b, 0o600); err != nil {
-		os.RemoveAll(dir)
-		return mount.Mount{}, fmt.Errorf("snapshot %s: %w (is the disk full?)", key, err)
+	if err := s.createActive(key, chain, "upper", "work"); err != nil {
+		return mount.Mount{}, err
 	}
 	m := s.mountFor(key, lowers)
 	if po.volatile {
@@ -178,44 +160,77 @@ func (s *Snapshotter) Prepare(_ context.Context, key string, chain []digest.Dige
 // overlayfs wants at least two lower directories without an upper one:
 // a chain of one layer gets an empty directory below it.
 func (s *Snapshotter) View(_ context.Context, key string, chain []digest.Digest) (mount.Mount, error) {
-	if key == "" || strings.ContainsAny(key, "/.") {
-		return mount.Mount{}, fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalidArgument)
+	if err := checkKey(key); err != nil {
+		return mount.Mount{}, err
 	}
 	if len(chain) == 0 {
 		return mount.Mount{}, fmt.Errorf("snapshot %s: an image with no layers has nothing to view: %w", key, errdefs.ErrInvalidArgument)
 	}
-	dir := filepath.Join(s.root, "active", key)
-	lowers := make([]string, 0, len(chain)+1)
-	for i := len(chain) - 1; i >= 0; i-- {
-		if !s.Has(chain[i]) {
-			return mount.Mount{}, fmt.Errorf("snapshot %s is not unpacked: fetch the image again: %w", chain[i], errdefs.ErrNotFound)
-		}
-		lowers = append(lowers, filepath.Join(s.committedDir(chain[i]), "fs"))
+	lowers, err := s.lowerDirs(chain)
+	if err != nil {
+		return mount.Mount{}, err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, errdefs.ErrAlreadyExists)
-		}
-		return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, err)
-	}
+	var subdirs []string
 	if len(lowers) == 1 {
-		empty := filepath.Join(dir, "empty")
-		if err := os.Mkdir(empty, 0o755); err != nil {
-			os.RemoveAll(dir)
-			return mount.Mount{}, fmt.Errorf("snapshot %s: %w", key, err)
-		}
-		lowers = append(lowers, empty)
+		subdirs = []string{"empty"}
+		lowers = append(lowers, filepath.Join(s.ActiveDir(key), "empty"))
 	}
-	b, _ := json.Marshal(chain)
-	if err := os.WriteFile(filepath.Join(dir, "parents.json"), b, 0o600); err != nil {
-		os.RemoveAll(dir)
-		return mount.Mount{}, fmt.Errorf("snapshot %s: %w (is the disk full?)", key, err)
+	if err := s.createActive(key, chain, subdirs...); err != nil {
+		return mount.Mount{}, err
 	}
 	return mount.Mount{
 		Type:    "overlay",
 		Source:  "overlay",
 		Options: []string{"ro", "nosuid", "nodev", "lowerdir=" + strings.Join(lowers, ":"), "index=off"},
 	}, nil
+}
+
+// checkKey refuses an active snapshot key that is not one path element.
+func checkKey(key string) error {
+	if key == "" || strings.ContainsAny(key, "/.") {
+		return fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// lowerDirs returns the fs directories of the committed chain (bottom
+// first) in overlayfs' lowerdir order, top first; every snapshot in chain
+// must be committed.
+func (s *Snapshotter) lowerDirs(chain []digest.Digest) ([]string, error) {
+	lowers := make([]string, 0, len(chain)+1)
+	for i := len(chain) - 1; i >= 0; i-- {
+		if !s.Has(chain[i]) {
+			return nil, fmt.Errorf("snapshot %s is not unpacked: fetch the image again: %w", chain[i], errdefs.ErrNotFound)
+		}
+		lowers = append(lowers, filepath.Join(s.committedDir(chain[i]), "fs"))
+	}
+	return lowers, nil
+}
+
+// createActive makes the directory of the active snapshot key with the
+// given subdirectories and records the chain it stands on (parents.json,
+// which gc reads). An existing key is errdefs.ErrAlreadyExists; on any
+// other failure nothing is left.
+func (s *Snapshotter) createActive(key string, chain []digest.Digest, subdirs ...string) error {
+	dir := s.ActiveDir(key)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("snapshot %s: %w", key, errdefs.ErrAlreadyExists)
+		}
+		return fmt.Errorf("snapshot %s: %w", key, err)
+	}
+	for _, d := range subdirs {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("snapshot %s: %w", key, err)
+		}
+	}
+	b, _ := json.Marshal(chain)
+	if err := os.WriteFile(filepath.Join(dir, "parents.json"), b, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("snapshot %s: %w (is the disk full?)", key, err)
+	}
+	return nil
 }
 
 type prepareOptions struct{ volatile bool }
@@ -232,7 +247,7 @@ type PrepareOption func(*prepareOptions)
 func WithVolatile() PrepareOption { return func(o *prepareOptions) { o.volatile = true } }
 
 func (s *Snapshotter) mountFor(key string, lowers []string) mount.Mount {
-	dir := filepath.Join(s.root, "active", key)
+	dir := s.ActiveDir(key)
 	return mount.Mount{
 		Type:   "overlay",
 		Source: "overlay",
@@ -250,10 +265,10 @@ func (s *Snapshotter) mountFor(key string, lowers []string) mount.Mount {
 // Remove deletes the active (or view) snapshot key; absent is not an
 // error.
 func (s *Snapshotter) Remove(_ context.Context, key string) error {
-	if key == "" || strings.ContainsAny(key, "/.") {
-		return fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalidArgument)
+	if err := checkKey(key); err != nil {
+		return err
 	}
-	if err := os.RemoveAll(filepath.Join(s.root, "active", key)); err != nil {
+	if err := os.RemoveAll(s.ActiveDir(key)); err != nil {
 		return fmt.Errorf("remove snapshot %s: %w", key, err)
 	}
 	return nil
