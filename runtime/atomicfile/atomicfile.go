@@ -7,6 +7,7 @@
 package atomicfile
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,4 +42,14 @@ func WriteFile(name string, data []byte, perm os.FileMode) (retErr error) {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
+}
+
+// WriteJSON writes v as indented JSON, ending with a newline, with
+// WriteFile: the form of the container and pod records.
+func WriteJSON(name string, v any, perm os.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFile(name, append(b, '\n'), perm)
 }

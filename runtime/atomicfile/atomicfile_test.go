@@ -33,3 +33,14 @@ func TestWriteFileIntoMissingDirFails(t *testing.T) {
 		t.Error("WriteFile into a missing directory succeeded")
 	}
 }
+
+func TestWriteJSONIndentsAndEndsWithNewline(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "rec.json")
+	if err := WriteJSON(name, map[string]int{"a": 1}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(name)
+	if want := "{\n  \"a\": 1\n}\n"; err != nil || string(b) != want {
+		t.Errorf("ReadFile = %q, %v; want %q", b, err, want)
+	}
+}

@@ -153,11 +153,7 @@ func (m *Manager) readRecord(id string) (*record, error) {
 // record directory must exist: a removed container is not recreated.
 func (m *Manager) writeRecord(r *record) error {
 	r.Version = recordVersion
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(m.recordPath(r.ID), append(b, '\n'), 0o600)
+	return atomicfile.WriteJSON(m.recordPath(r.ID), r, 0o600)
 }
 
 // update applies fn to the current record of id under the store lock and

@@ -254,7 +254,7 @@ func Create(ctx context.Context, stateDir string, cfg Config, opts ...Option) (_
 	if err != nil {
 		return nil, fmt.Errorf("create pod %s: %w", cfg.ID, err)
 	}
-	if err := writeJSON(filepath.Join(p.dir, recordName), p); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(p.dir, recordName), p, 0o600); err != nil {
 		return nil, fmt.Errorf("create pod %s: %w", cfg.ID, err)
 	}
 	p.logger.InfoContext(ctx, "created pod", "cgroup_parent", p.CgroupParent)
@@ -401,7 +401,7 @@ func (p *Pod) PinPID(ctx context.Context, pid int) (retErr error) {
 		return fmt.Errorf("pod %s: process %d exited while its PID namespace was being pinned: %w", p.ID, pid, errdefs.ErrFailedPrecondition)
 	}
 	p.Namespaces.PID = target
-	if err := writeJSON(filepath.Join(p.dir, recordName), p); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(p.dir, recordName), p, 0o600); err != nil {
 		p.Namespaces.PID = ""
 		return fmt.Errorf("pod %s: %w", p.ID, err)
 	}
@@ -534,14 +534,4 @@ func randomID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// writeJSON writes v to name atomically: a temporary file in the same
-// directory, synced, then renamed over name.
-func writeJSON(name string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(name, append(b, '\n'), 0o600)
 }
