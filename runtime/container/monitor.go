@@ -346,34 +346,34 @@ type remoteError struct {
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.class }
 
+// errorClasses are the errdefs classes a start error keeps across the
+// monitor's report, by name, in the order they are tested.
+var errorClasses = [...]struct {
+	name  string
+	class error
+	is    func(error) bool
+}{
+	{"not_found", errdefs.ErrNotFound, errdefs.IsNotFound},
+	{"already_exists", errdefs.ErrAlreadyExists, errdefs.IsAlreadyExists},
+	{"invalid_argument", errdefs.ErrInvalidArgument, errdefs.IsInvalidArgument},
+	{"failed_precondition", errdefs.ErrFailedPrecondition, errdefs.IsFailedPrecondition},
+	{"permission_denied", errdefs.ErrPermissionDenied, errdefs.IsPermissionDenied},
+}
+
 func className(err error) string {
-	switch {
-	case errdefs.IsNotFound(err):
-		return "not_found"
-	case errdefs.IsAlreadyExists(err):
-		return "already_exists"
-	case errdefs.IsInvalidArgument(err):
-		return "invalid_argument"
-	case errdefs.IsFailedPrecondition(err):
-		return "failed_precondition"
-	case errdefs.IsPermissionDenied(err):
-		return "permission_denied"
+	for _, c := range errorClasses {
+		if c.is(err) {
+			return c.name
+		}
 	}
 	return ""
 }
 
 func classFromName(name string) error {
-	switch name {
-	case "not_found":
-		return errdefs.ErrNotFound
-	case "already_exists":
-		return errdefs.ErrAlreadyExists
-	case "invalid_argument":
-		return errdefs.ErrInvalidArgument
-	case "failed_precondition":
-		return errdefs.ErrFailedPrecondition
-	case "permission_denied":
-		return errdefs.ErrPermissionDenied
+	for _, c := range errorClasses {
+		if c.name == name {
+			return c.class
+		}
 	}
 	return errdefs.ErrUnknown
 }
