@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -27,32 +28,47 @@ const maxLogLine = 16 << 10
 // streams, so entries never interleave.
 type criLog struct {
 	mu     sync.Mutex
-	w      io.Writer
-	now    func() time.Time
+	path   string
+	f      *os.File
 	failed bool
 	onErr  func(error)
 }
 
-func newCRILog(w io.Writer, onErr func(error)) *criLog {
-	return &criLog{w: w, now: time.Now, onErr: onErr}
+// openCRILog opens (creating it) the log at path for appending. The
+// first write error after each (re)opening is logged to log.
+func openCRILog(ctx context.Context, path string, log *slog.Logger) (*criLog, error) {
+	f, err := openLogFile(path)
+	if err != nil {
+		return nil, err
+	}
+	onErr := func(err error) { log.WarnContext(ctx, "writing the container log", "path", path, "error", err) }
+	return &criLog{path: path, f: f, onErr: onErr}, nil
 }
 
-// swap makes the log write to w from now on and returns the writer it
-// wrote to before (ReopenLog after a rotation).
-func (l *criLog) swap(w *os.File) *os.File {
+func openLogFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+}
+
+// reopen makes the log write to the file at its path opened anew (after
+// a rotation renamed it: ReopenLog), and closes the one it wrote to.
+func (l *criLog) reopen() error {
+	f, err := openLogFile(l.path)
+	if err != nil {
+		return err
+	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	old := l.w.(*os.File)
-	l.w = w
-	l.failed = false
-	return old
+	old := l.f
+	l.f, l.failed = f, false
+	l.mu.Unlock()
+	old.Close()
+	return nil
 }
 
 // current is the file the log writes to.
 func (l *criLog) current() *os.File {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.(*os.File)
+	return l.f
 }
 
 // stream returns a writer for one stream ("stdout" or "stderr"). Call
@@ -62,7 +78,7 @@ func (l *criLog) stream(name string) *criStream { return &criStream{log: l, name
 func (l *criLog) entry(stream string, tag byte, text []byte) {
 	var b bytes.Buffer
 	b.Grow(len(text) + 48)
-	b.WriteString(l.now().UTC().Format(time.RFC3339Nano))
+	b.WriteString(time.Now().UTC().Format(time.RFC3339Nano))
 	b.WriteByte(' ')
 	b.WriteString(stream)
 	b.WriteByte(' ')
@@ -74,11 +90,9 @@ func (l *criLog) entry(stream string, tag byte, text []byte) {
 	defer l.mu.Unlock()
 	// A write error (disk full...) must not block the container, whose
 	// output keeps being consumed; it is reported once.
-	if _, err := l.w.Write(b.Bytes()); err != nil && !l.failed {
+	if _, err := l.f.Write(b.Bytes()); err != nil && !l.failed {
 		l.failed = true
-		if l.onErr != nil {
-			l.onErr(err)
-		}
+		l.onErr(err)
 	}
 }
 

@@ -248,14 +248,13 @@ func (m *Manager) monitor(ctx context.Context, id string, report *os.File) int {
 	}
 	log.InfoContext(ctx, "monitor started", "monitor_pid", os.Getpid())
 
-	lf, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	cl, err := openCRILog(ctx, r.LogPath, log)
 	if err != nil {
 		err = fmt.Errorf("start container %s: open its log: %w", r.Name, err)
 		m.startFailed(ctx, r, err, log)
 		sendReport(report, err)
 		return 1
 	}
-	cl := newCRILog(lf, func(err error) { log.WarnContext(ctx, "writing the container log", "path", r.LogPath, "error", err) })
 	defer func() { cl.current().Close() }()
 	stdout, stderr := cl.stream("stdout"), cl.stream("stderr")
 
@@ -263,14 +262,7 @@ func (m *Manager) monitor(ctx context.Context, id string, report *os.File) int {
 	// reopening) and its attach socket.
 	ctlCtx, stopControl := context.WithCancel(ctx)
 	defer stopControl()
-	go m.serveControl(ctlCtx, r.ID, func() error {
-		nf, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-		if err != nil {
-			return err
-		}
-		cl.swap(nf).Close()
-		return nil
-	}, log)
+	go m.serveControl(ctlCtx, r.ID, cl.reopen, log)
 	var out, errOut io.Writer = stdout, stderr
 	att, err := newAttachServer(m.attachPath(r.ID), log)
 	if err != nil {

@@ -63,14 +63,13 @@ func (m *Manager) Run(ctx context.Context, opts CreateOptions, stdio IO) (ExitSt
 
 	// The output also goes to the container's log, as a detached
 	// container's does, so that 'sigil logs' works afterwards.
-	logFile, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	cl, err := openCRILog(ctx, r.LogPath, log)
 	if err != nil {
 		err = fmt.Errorf("start container %s: open its log: %w", r.Name, err)
 		m.startFailed(ctx, r, err, log)
 		return ExitStatus{}, err
 	}
-	defer logFile.Close()
-	cl := newCRILog(logFile, func(err error) { log.WarnContext(ctx, "writing the container log", "path", r.LogPath, "error", err) })
+	defer cl.current().Close()
 	outLog, errLog := cl.stream("stdout"), cl.stream("stderr")
 	s := streams{out: tee(stdio.Stdout, outLog), err: tee(stdio.Stderr, errLog), terminal: stdio.Stdout}
 	if opts.Stdin {
