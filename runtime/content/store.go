@@ -115,11 +115,14 @@ func (s *Store) Info(_ context.Context, d digest.Digest) (Info, error) {
 }
 
 // Open opens a stored blob for reading; errdefs.ErrNotFound if absent.
-func (s *Store) Open(ctx context.Context, d digest.Digest) (*os.File, error) {
-	if _, err := s.Info(ctx, d); err != nil {
-		return nil, err
+func (s *Store) Open(_ context.Context, d digest.Digest) (*os.File, error) {
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("digest %q: %w: %w", d, err, errdefs.ErrInvalidArgument)
 	}
 	f, err := os.Open(s.Path(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", d, errdefs.ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", d, err)
 	}
