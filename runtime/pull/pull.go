@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -123,7 +122,7 @@ func (p *Puller) Pull(ctx context.Context, name string, target ocispec.Descripto
 		return nil, err
 	}
 	log.Debug("image accepted by trust policy")
-	if err := p.content.Write(ctx, target, bytesReader(targetBytes)); err != nil {
+	if err := p.content.Write(ctx, target, bytes.NewReader(targetBytes)); err != nil {
 		return nil, fmt.Errorf("image %s: store manifest: %w", name, err)
 	}
 
@@ -190,7 +189,7 @@ func (p *Puller) fetchSmall(ctx context.Context, f Fetcher, desc ocispec.Descrip
 			if err != nil {
 				return nil, err
 			}
-			return io.NopCloser(bytesReader(b)), nil
+			return io.NopCloser(bytes.NewReader(b)), nil
 		}
 		return f.FetchBlob(ctx, desc)
 	}, nil)
@@ -261,5 +260,3 @@ func (p *Puller) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, 
 		return res.DiffID, nil
 	})
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
