@@ -386,19 +386,14 @@ func (m *Manager) teardown(ctx context.Context, r *record, log *slog.Logger) err
 }
 
 // waitStopped polls until lc's init is gone, for at most d.
-func waitStopped(ctx context.Context, lc *libcontainer.Container, d time.Duration) bool {
+func waitStopped(ctx context.Context, lc *libcontainer.Container, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for {
 		if st, err := lc.Status(); err != nil || st == libcontainer.Stopped {
-			return true
+			return
 		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(20 * time.Millisecond):
+		if time.Now().After(deadline) || sleepCtx(ctx, 20*time.Millisecond) != nil {
+			return
 		}
 	}
 }

@@ -148,10 +148,8 @@ func (m *Manager) waitExited(ctx context.Context, id string, d time.Duration) (b
 		if time.Now().After(deadline) {
 			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(25 * time.Millisecond):
+		if err := sleepCtx(ctx, 25*time.Millisecond); err != nil {
+			return false, err
 		}
 	}
 }
