@@ -81,7 +81,7 @@ func newProcIO(p *libcontainer.Process, s streams) (_ *procIO, retErr error) {
 	}
 
 	switch {
-	case s.in != nil:
+	case s.in != nil || s.keepStdin:
 		r, w, err := os.Pipe()
 		if err != nil {
 			return nil, err
@@ -89,19 +89,14 @@ func newProcIO(p *libcontainer.Process, s streams) (_ *procIO, retErr error) {
 		p.Stdin = r
 		pio.childEnds = append(pio.childEnds, r)
 		pio.ourEnds = append(pio.ourEnds, w)
-		go func() {
-			_, _ = io.Copy(w, s.in)
-			_ = w.Close()
-		}()
-	case s.keepStdin:
-		r, w, err := os.Pipe()
-		if err != nil {
-			return nil, err
+		if s.in != nil {
+			go func() {
+				_, _ = io.Copy(w, s.in)
+				_ = w.Close()
+			}()
+		} else {
+			pio.stdinW = w // kept open, written by attachments
 		}
-		p.Stdin = r
-		pio.childEnds = append(pio.childEnds, r)
-		pio.ourEnds = append(pio.ourEnds, w)
-		pio.stdinW = w
 	default:
 		null, err := os.Open(os.DevNull)
 		if err != nil {
