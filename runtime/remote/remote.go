@@ -200,10 +200,11 @@ func (r *Repository) Resolve(ctx context.Context, tagOrDigest string) (ocispec.D
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err
 	}
-	got := digest.FromBytes(body)
-	if want != "" && want.Algorithm() != digest.SHA256 {
-		got = want.Algorithm().FromBytes(body)
+	alg := digest.Canonical
+	if want != "" {
+		alg = want.Algorithm()
 	}
+	got := alg.FromBytes(body)
 	if want != "" && got != want {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s@%s from %s: content hashes to %s: the registry is corrupt or tampered with", r.ep.Repository, want, r.ep.Registry, got)
 	}
