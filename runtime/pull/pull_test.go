@@ -31,16 +31,6 @@ import (
 	"github.com/sigil-project/sigil/tests/testimage"
 )
 
-// buildMu serialises testimage's builders: BaseFiles sorts a package-level
-// slice in place, so parallel tests building images at once race.
-var buildMu sync.Mutex
-
-func build[T any](b func(testimage.Format) (T, error), f testimage.Format) (T, error) {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	return b(f)
-}
-
 // requireRoot skips tests that unpack layers: archive.Apply chowns files and
 // creates whiteout devices, which needs a real root.
 func requireRoot(t *testing.T) {
@@ -147,7 +137,7 @@ func TestPullLayered(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
 	e := newEnv(t)
-	src, err := build(testimage.Layered, testimage.OCI)
+	src, err := testimage.Layered(testimage.OCI)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +228,7 @@ func TestPullLayered(t *testing.T) {
 func TestPullRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	src, err := build(testimage.Layered, testimage.OCI)
+	src, err := testimage.Layered(testimage.OCI)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +275,7 @@ func TestPullSerialEqualsParallel(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
 	e := newEnv(t)
-	src, err := build(testimage.Layered, testimage.Docker)
+	src, err := testimage.Layered(testimage.Docker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +380,7 @@ func TestPullPlatform(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
 	e := newEnv(t)
-	idx, err := build(testimage.MultiPlatform, testimage.OCI)
+	idx, err := testimage.MultiPlatform(testimage.OCI)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +433,7 @@ func TestPullPlatform(t *testing.T) {
 func TestPullTampered(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
-	src, err := build(testimage.Busybox, testimage.OCI)
+	src, err := testimage.Busybox(testimage.OCI)
 	if err != nil {
 		t.Fatal(err)
 	}

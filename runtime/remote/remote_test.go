@@ -25,16 +25,6 @@ import (
 	"github.com/sigil-project/sigil/tests/testimage"
 )
 
-// buildMu serialises testimage's builders: BaseFiles sorts a package-level
-// slice in place, so parallel tests building images at once race.
-var buildMu sync.Mutex
-
-func build[T any](b func(testimage.Format) (T, error), f testimage.Format) (T, error) {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	return b(f)
-}
-
 // pushed is one image pushed to the shared registry.
 type pushed struct {
 	repo   string
@@ -53,10 +43,10 @@ var shared = sync.OnceValues(func() (map[string]pushed, error) {
 		mt        string
 		build     func() (any, error)
 	}{
-		{"oci", "demo/busybox", ocispec.MediaTypeImageManifest, func() (any, error) { return build(testimage.Busybox, testimage.OCI) }},
-		{"docker", "demo/docker", images.MediaTypeDockerManifest, func() (any, error) { return build(testimage.Busybox, testimage.Docker) }},
-		{"index", "demo/multi", ocispec.MediaTypeImageIndex, func() (any, error) { return build(testimage.MultiPlatform, testimage.OCI) }},
-		{"list", "demo/list", images.MediaTypeDockerManifestList, func() (any, error) { return build(testimage.MultiPlatform, testimage.Docker) }},
+		{"oci", "demo/busybox", ocispec.MediaTypeImageManifest, func() (any, error) { return testimage.Busybox(testimage.OCI) }},
+		{"docker", "demo/docker", images.MediaTypeDockerManifest, func() (any, error) { return testimage.Busybox(testimage.Docker) }},
+		{"index", "demo/multi", ocispec.MediaTypeImageIndex, func() (any, error) { return testimage.MultiPlatform(testimage.OCI) }},
+		{"list", "demo/list", images.MediaTypeDockerManifestList, func() (any, error) { return testimage.MultiPlatform(testimage.Docker) }},
 	} {
 		what, err := tc.build()
 		if err != nil {
@@ -321,7 +311,7 @@ func TestBasicAuth(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	reg := newBasicAuthRegistry(t)
-	img, err := build(testimage.Busybox, testimage.OCI)
+	img, err := testimage.Busybox(testimage.OCI)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +441,7 @@ func TestInsecureTLSRegistry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	host, base, openHost := tlsRegistry(t)
-	img, err := build(testimage.Busybox, testimage.OCI)
+	img, err := testimage.Busybox(testimage.OCI)
 	if err != nil {
 		t.Fatal(err)
 	}

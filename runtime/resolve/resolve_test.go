@@ -26,16 +26,6 @@ import (
 	"github.com/sigil-project/sigil/tests/testimage"
 )
 
-// buildMu serialises testimage's builders: BaseFiles sorts a package-level
-// slice in place, so parallel tests building images at once race.
-var buildMu sync.Mutex
-
-func build[T any](b func(testimage.Format) (T, error), f testimage.Format) (T, error) {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	return b(f)
-}
-
 // recordingTransport remembers every host the client contacted.
 type recordingTransport struct {
 	mu    sync.Mutex
@@ -99,7 +89,7 @@ func startWith(t *testing.T, repoTag string) (*testimage.Registry, digest.Digest
 	t.Helper()
 	reg := testimage.NewRegistry()
 	t.Cleanup(reg.Close)
-	img, err := build(testimage.Busybox, testimage.OCI)
+	img, err := testimage.Busybox(testimage.OCI)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +343,7 @@ func TestResolveCancelled(t *testing.T) {
 func TestResolveLayout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	img, err := build(testimage.Busybox, testimage.OCI)
+	img, err := testimage.Busybox(testimage.OCI)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,12 +399,12 @@ func TestResolveLayout(t *testing.T) {
 func TestResolveLayoutDefaultTag(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	img, err := build(testimage.Busybox, testimage.OCI)
+	img, err := testimage.Busybox(testimage.OCI)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want, _ := img.Digest()
-	other, err := build(testimage.Busybox, testimage.Docker)
+	other, err := testimage.Busybox(testimage.Docker)
 	if err != nil {
 		t.Fatal(err)
 	}

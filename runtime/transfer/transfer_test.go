@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -27,19 +26,9 @@ import (
 	"github.com/sigil-project/sigil/tests/testimage"
 )
 
-// buildMu serialises testimage's builders: BaseFiles sorts a package-level
-// slice in place, so parallel tests building images at once race.
-var buildMu sync.Mutex
-
-func build[T any](b func(testimage.Format) (T, error), f testimage.Format) (T, error) {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	return b(f)
-}
-
 func busybox(t *testing.T) v1.Image {
 	t.Helper()
-	img, err := build(testimage.Busybox, testimage.OCI)
+	img, err := testimage.Busybox(testimage.OCI)
 	if err != nil {
 		t.Fatal(err)
 	}
