@@ -55,11 +55,13 @@ type owner struct {
 	StartTime uint64 `json:"start_time,omitempty"`
 }
 
-func self() owner {
+// self is this process as an owner. Its PID and start time never change,
+// so /proc/self/stat is read once.
+var self = sync.OnceValue(func() owner {
 	pid := os.Getpid()
 	st, _ := processStartTime(pid)
 	return owner{Pid: pid, StartTime: st}
-}
+})
 
 // alive reports whether the owner process still exists.
 func (o owner) alive() bool {
