@@ -66,9 +66,10 @@ type GCReport struct {
 	KeptLayers int
 }
 
-// gcLock serialises collections; pulls racing a collection are safe
-// because a pull records its image only after its blobs and snapshots
-// exist, and the collection skips anything younger than gcGrace.
+// gcGrace is the age below which a collection keeps anything. Pulls
+// racing a collection (which gc.lock serialises with other collections
+// only) are safe because a pull records its image only after its blobs
+// and snapshots exist, and the collection skips anything younger.
 const gcGrace = 10 * time.Minute
 
 // GC removes blobs and committed snapshots that no image record and no
