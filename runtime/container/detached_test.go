@@ -334,3 +334,39 @@ func TestStopTrapsSIGTERM(t *testing.T) {
 	}
 	assertNoCgroup(t, "/sigil/"+id)
 }
+
+func TestCreateThenStartCreated(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	ctx := t.Context()
+	o := e.opts(t, "sh", "-c", "echo up; sleep 30")
+	o.Name = "later"
+	id, err := e.m.Create(ctx, o)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	// Recorded created, owned by nobody: the creating process's exit is
+	// no failed start.
+	rec, err := e.m.readRecord(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != StatusCreated || rec.Owner != (owner{}) || rec.Error != "" {
+		t.Fatalf("record after Create: status %s, owner %+v, error %q; want created, no owner, no error", rec.Status, rec.Owner, rec.Error)
+	}
+	if info, err := e.m.Inspect(ctx, "later"); err != nil || info.Status != StatusCreated {
+		t.Fatalf("Inspect after Create = %+v, %v; want created", info, err)
+	}
+	if err := e.m.StartCreated(ctx, "later"); err != nil {
+		t.Fatalf("StartCreated: %v", err)
+	}
+	if info, err := e.m.Inspect(ctx, "later"); err != nil || info.Status != StatusRunning || info.Pid <= 0 {
+		t.Fatalf("Inspect after StartCreated = %+v, %v; want running", info, err)
+	}
+	if err := e.m.StartCreated(ctx, "later"); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("second StartCreated = %v, want ErrFailedPrecondition", err)
+	}
+	if err := e.m.Stop(ctx, "later", time.Second); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+}
