@@ -29,8 +29,8 @@ import (
 )
 
 // prepare checks opts, reserves the name and writes the record, in state
-// created and owned by this process.
-func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool) (*record, error) {
+// created and owned by ownedBy (nobody: the zero owner).
+func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool, ownedBy owner) (*record, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("running containers needs root (rootless containers are not supported): run sigil as root: %w", errdefs.ErrFailedPrecondition)
 	}
@@ -121,7 +121,7 @@ func (m *Manager) prepare(ctx context.Context, opts CreateOptions, detached bool
 		Rootfs:       opts.Rootfs,
 		Network:      string(opts.Network),
 		OwnedDirs:    opts.OwnedDirs,
-		Owner:        self(),
+		Owner:        ownedBy,
 		HostPID:      opts.HostPID,
 		PIDNamespace: opts.PIDNamespace,
 		ImageVolumes: opts.ImageVolumes,

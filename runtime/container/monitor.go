@@ -49,7 +49,7 @@ type startReport struct {
 // noticed by whoever looks at the record next (Inspect, List, Stop),
 // which releases what it held.
 func (m *Manager) Start(ctx context.Context, opts CreateOptions) (string, error) {
-	r, err := m.prepare(ctx, opts, true)
+	r, err := m.prepare(ctx, opts, true, self())
 	if err != nil {
 		return "", err
 	}
@@ -65,14 +65,10 @@ func (m *Manager) Start(ctx context.Context, opts CreateOptions) (string, error)
 // CreateContainer): it stays created until StartCreated. Errors are
 // those of Start's checks.
 func (m *Manager) Create(ctx context.Context, opts CreateOptions) (string, error) {
-	r, err := m.prepare(ctx, opts, true)
-	if err != nil {
-		return "", err
-	}
 	// Nobody owns a container that waits to be started: refresh must not
 	// mistake the creating process's exit for a failed start.
-	if _, err := m.update(ctx, r.ID, func(cur *record) { cur.Owner = owner{} }); err != nil {
-		_ = m.removeFiles(context.WithoutCancel(ctx), r, m.logger)
+	r, err := m.prepare(ctx, opts, true, owner{})
+	if err != nil {
 		return "", err
 	}
 	m.logger.InfoContext(ctx, "created container", "container_id", r.ID, "pod_id", r.PodID, "name", r.Name)

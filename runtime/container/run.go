@@ -49,7 +49,7 @@ type started struct {
 // an errdefs class (ErrInvalidArgument for bad options, ErrAlreadyExists
 // for a name in use, ErrNotFound for an unknown user...).
 func (m *Manager) Run(ctx context.Context, opts CreateOptions, stdio IO) (ExitStatus, error) {
-	r, err := m.prepare(ctx, opts, false)
+	r, err := m.prepare(ctx, opts, false, self())
 	if err != nil {
 		return ExitStatus{}, err
 	}
