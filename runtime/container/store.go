@@ -267,9 +267,6 @@ func (m *Manager) refresh(ctx context.Context, r *record) (*record, error) {
 		cur.Pid = 0
 		cur.Owner = owner{}
 	})
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil, fmt.Errorf("container %s: %w", r.ID, errdefs.ErrNotFound)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -307,9 +304,6 @@ func (m *Manager) refreshUnsupervised(ctx context.Context, r *record) (*record, 
 		cur.Error = fmt.Sprintf("its init (pid %d) has exited; the container was not supervised, so its exit code is unknown", r.Pid)
 		cur.Pid = 0
 	})
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil, fmt.Errorf("container %s: %w", r.ID, errdefs.ErrNotFound)
-	}
 	if err != nil {
 		return nil, err
 	}
