@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-
-	"github.com/sigil-project/sigil/runtime/lockfile"
 )
 
 // ActiveDir is the directory of the active snapshot key (its upper and
@@ -34,7 +32,7 @@ func (s *Snapshotter) CleanTmp(ctx context.Context) error {
 			continue
 		}
 		lockCtx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		unlock, err := lockfile.Lock(lockCtx, filepath.Join(s.root, "locks", hexPart+".lock"))
+		unlock, err := s.lock(lockCtx, hexPart)
 		cancel()
 		if err != nil {
 			continue // in use

@@ -62,6 +62,13 @@ func (s *Snapshotter) committedDir(chainID digest.Digest) string {
 	return filepath.Join(s.root, "committed", chainID.Encoded())
 }
 
+// lock takes the lock of the layer whose chain ID is hex: Unpack and
+// Delete hold it while they change committed/<hex>, and CleanTmp while it
+// removes what they left in tmp/.
+func (s *Snapshotter) lock(ctx context.Context, hex string) (unlock func(), err error) {
+	return lockfile.Lock(ctx, filepath.Join(s.root, "locks", hex+".lock"))
+}
+
 // Has reports whether the snapshot for chainID is committed.
 func (s *Snapshotter) Has(chainID digest.Digest) bool {
 	_, err := os.Stat(filepath.Join(s.committedDir(chainID), "fs"))
@@ -83,7 +90,7 @@ func (s *Snapshotter) Unpack(ctx context.Context, chainID digest.Digest, apply A
 	if s.Has(chainID) {
 		return nil
 	}
-	unlock, err := lockfile.Lock(ctx, filepath.Join(s.root, "locks", chainID.Encoded()+".lock"))
+	unlock, err := s.lock(ctx, chainID.Encoded())
 	if err != nil {
 		return err
 	}
@@ -280,7 +287,7 @@ func (s *Snapshotter) Delete(ctx context.Context, chainID digest.Digest) error {
 	if err := checkChainID(chainID); err != nil {
 		return err
 	}
-	unlock, err := lockfile.Lock(ctx, filepath.Join(s.root, "locks", chainID.Encoded()+".lock"))
+	unlock, err := s.lock(ctx, chainID.Encoded())
 	if err != nil {
 		return err
 	}
