@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3"
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -74,7 +73,7 @@ func (e *enforcer) check(ctx context.Context, repo, ref string, d digest.Digest,
 	}
 	if payload == nil {
 		var err error
-		if mt, payload, err = e.fetch(ctx, repo, d); err != nil {
+		if mt, payload, err = readManifest(ctx, e.ns, repo, d); err != nil {
 			return err
 		}
 	}
@@ -201,32 +200,8 @@ func (e *enforcer) forget(repo string) {
 	}
 }
 
-func (e *enforcer) manifests(ctx context.Context, repo string) (distribution.ManifestService, error) {
-	named, err := reference.WithName(repo)
-	if err != nil {
-		return nil, err
-	}
-	r, err := e.ns.Repository(ctx, named)
-	if err != nil {
-		return nil, err
-	}
-	return r.Manifests(ctx)
-}
-
-func (e *enforcer) fetch(ctx context.Context, repo string, d digest.Digest) (string, []byte, error) {
-	ms, err := e.manifests(ctx, repo)
-	if err != nil {
-		return "", nil, err
-	}
-	m, err := ms.Get(ctx, d)
-	if err != nil {
-		return "", nil, fmt.Errorf("reading manifest %s of %s: %w", d, repo, err)
-	}
-	return m.Payload()
-}
-
 func (e *enforcer) exists(ctx context.Context, repo string, d digest.Digest) (bool, error) {
-	ms, err := e.manifests(ctx, repo)
+	ms, err := manifestService(ctx, e.ns, repo)
 	if err != nil {
 		return false, err
 	}

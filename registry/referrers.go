@@ -43,7 +43,7 @@ func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt r
 	}
 	artifactType := req.URL.Query().Get("artifactType")
 	out := make([]ocispec.Descriptor, 0, len(descs))
-	ms, err := r.manifestService(ctx, rt.repository)
+	ms, err := manifestService(ctx, r.ns, rt.repository)
 	if err != nil {
 		serveError(w, r.logger, errcode.ErrorCodeNameInvalid.WithDetail(err.Error()))
 		return
