@@ -237,15 +237,7 @@ func (a *LDAP) Authenticate(ctx context.Context, username, password string) (*Id
 		// anything. Refuse before the directory is asked.
 		return nil, fmt.Errorf("ldap: empty password for %q refused: %w", username, ErrInvalidCredentials)
 	}
-	var id *Identity
-	err := a.withConn(ctx, func(c *ldap.Conn) error {
-		if err := a.serviceBind(c); err != nil {
-			return err
-		}
-		entry, err := a.findUser(c, username)
-		if err != nil {
-			return err
-		}
+	return a.lookup(ctx, username, func(c *ldap.Conn, entry *ldap.Entry) error {
 		if err := c.Bind(entry.DN, password); err != nil {
 			if isNetworkError(err) {
 				return a.unreachable(err)
@@ -253,13 +245,8 @@ func (a *LDAP) Authenticate(ctx context.Context, username, password string) (*Id
 			return fmt.Errorf("ldap: bind as %q: %s: %w", entry.DN, ldapMessage(err), ErrInvalidCredentials)
 		}
 		// Back to the service account: the user may not read groups.
-		if err := a.serviceBind(c); err != nil {
-			return err
-		}
-		id, err = a.identity(c, username, entry)
-		return err
+		return a.serviceBind(c)
 	})
-	return id, err
 }
 
 // Lookup implements Lookuper: the user's entry and groups, without a
@@ -268,6 +255,14 @@ func (a *LDAP) Lookup(ctx context.Context, username string) (*Identity, error) {
 	if err := checkUsername(username); err != nil {
 		return nil, err
 	}
+	return a.lookup(ctx, username, nil)
+}
+
+// lookup binds as the service account, finds username's entry, runs
+// check on it when not nil (Authenticate's bind as the user, which leaves
+// the connection bound as the service account again), and returns the
+// user's identity.
+func (a *LDAP) lookup(ctx context.Context, username string, check func(*ldap.Conn, *ldap.Entry) error) (*Identity, error) {
 	var id *Identity
 	err := a.withConn(ctx, func(c *ldap.Conn) error {
 		if err := a.serviceBind(c); err != nil {
@@ -276,6 +271,11 @@ func (a *LDAP) Lookup(ctx context.Context, username string) (*Identity, error) {
 		entry, err := a.findUser(c, username)
 		if err != nil {
 			return err
+		}
+		if check != nil {
+			if err := check(c, entry); err != nil {
+				return err
+			}
 		}
 		id, err = a.identity(c, username, entry)
 		return err
