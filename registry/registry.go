@@ -40,7 +40,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -84,8 +83,7 @@ type Registry struct {
 
 	handler http.Handler
 
-	callersMu sync.Mutex
-	callers   map[[sha256.Size]byte]cachedCaller
+	callers verifiedCache[caller]
 
 	closeOnce sync.Once
 	closers   []func() error
