@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/manifest/schema2"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -134,7 +135,7 @@ func judged(m *refindex.Manifest) bool {
 		return false
 	}
 	switch m.Config.MediaType {
-	case ocispec.MediaTypeImageConfig, refindex.MediaTypeDockerConfig:
+	case ocispec.MediaTypeImageConfig, schema2.MediaTypeImageConfig:
 	default:
 		return false // an OCI artifact: no runtime runs it
 	}
@@ -157,9 +158,7 @@ func isFilesystemLayer(mt string) bool {
 		"application/vnd.oci.image.layer.nondistributable.v1.tar",
 		"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
 		"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-		"application/vnd.docker.image.rootfs.diff.tar.gzip",
-		"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-		"application/vnd.docker.image.rootfs.diff.tar":
+		schema2.MediaTypeLayer, schema2.MediaTypeForeignLayer, schema2.MediaTypeUncompressedLayer:
 		return true
 	}
 	return false

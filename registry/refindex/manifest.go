@@ -4,15 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/distribution/distribution/v3/manifest/manifestlist"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-)
-
-// Docker media types (distribution's schema2 and manifest list).
-const (
-	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
 )
 
 // Manifest is what the indexes need of a stored manifest: the union of the
@@ -51,7 +45,7 @@ func ParseManifest(payload []byte, mediaType string) (*Manifest, error) {
 
 // IsIndex reports whether m lists other manifests.
 func (m *Manifest) IsIndex() bool {
-	return m.MediaType == ocispec.MediaTypeImageIndex || m.MediaType == MediaTypeDockerManifestList
+	return m.MediaType == ocispec.MediaTypeImageIndex || m.MediaType == manifestlist.MediaTypeManifestList
 }
 
 // Descriptor is the entry the referrers API lists for m: its artifactType
