@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -597,14 +598,19 @@ func (a *LDAP) timedOut(ctx context.Context, err error) error {
 // filterAttribute finds the attribute a user filter compares with
 // {username}, as in (uid={username}); "" unless there is exactly one.
 func filterAttribute(filter string) string {
-	m := usernameAttr.FindAllStringSubmatch(filter, -1)
+	m := usernameAttr().FindAllStringSubmatch(filter, -1)
 	if len(m) != 1 {
 		return ""
 	}
 	return m[0][1]
 }
 
-var usernameAttr = regexp.MustCompile(`\(([A-Za-z][A-Za-z0-9-]*)=\{username\}\)`)
+// usernameAttr is compiled on first use (NewLDAP), not at package
+// initialisation, which every sigil process pays for (container init and
+// monitors too).
+var usernameAttr = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\(([A-Za-z][A-Za-z0-9-]*)=\{username\}\)`)
+})
 
 func isNetworkError(err error) bool {
 	return ldap.IsErrorWithCode(err, ldap.ErrorNetwork)
