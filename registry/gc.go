@@ -316,15 +316,8 @@ func (r *gcRepo) rebuildIndex(ctx context.Context, index *refindex.Index, keep m
 	for dg := range keep {
 		m := r.manifests[dg]
 		desc := m.parsed.Descriptor(dg, m.size)
-		if s := m.parsed.Subject; s != nil && s.Digest.Validate() == nil {
-			want[refindex.Referrers][edge{s.Digest, dg}] = desc
-		}
-		if m.parsed.IsIndex() {
-			for _, c := range m.parsed.Manifests {
-				if c.Digest.Validate() == nil {
-					want[refindex.Parents][edge{c.Digest, dg}] = desc
-				}
-			}
+		for kind, target := range m.parsed.Edges() {
+			want[kind][edge{target, dg}] = desc
 		}
 	}
 	for _, kind := range []refindex.Kind{refindex.Referrers, refindex.Parents} {

@@ -228,20 +228,12 @@ func (r *Registry) indexManifest(req *http.Request, repo string, d digest.Digest
 	}
 	ctx := req.Context()
 	desc := m.Descriptor(d, int64(len(payload)))
-	if m.Subject != nil && m.Subject.Digest.Validate() == nil {
-		if err := r.index.Add(ctx, refindex.Referrers, repo, m.Subject.Digest, desc); err != nil {
+	for kind, target := range m.Edges() {
+		if err := r.index.Add(ctx, kind, repo, target, desc); err != nil {
 			return "", err
 		}
-		subject = m.Subject.Digest
-	}
-	if m.IsIndex() {
-		for _, child := range m.Manifests {
-			if child.Digest.Validate() != nil {
-				continue
-			}
-			if err := r.index.Add(ctx, refindex.Parents, repo, child.Digest, desc); err != nil {
-				return "", err
-			}
+		if kind == refindex.Referrers {
+			subject = target
 		}
 	}
 	return subject, nil

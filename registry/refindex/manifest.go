@@ -3,6 +3,7 @@ package refindex
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
 
 	"github.com/distribution/distribution/v3/manifest/manifestlist"
 	"github.com/opencontainers/go-digest"
@@ -63,4 +64,25 @@ func (m *Manifest) Descriptor(d digest.Digest, size int64) ocispec.Descriptor {
 		desc.ArtifactType = m.Config.MediaType
 	}
 	return desc
+}
+
+// Edges yields the index entries a stored manifest contributes, each as
+// the kind and the target digest: its subject (Referrers) and, for an
+// index, each child (Parents). Digests that do not validate are skipped.
+func (m *Manifest) Edges() iter.Seq2[Kind, digest.Digest] {
+	return func(yield func(Kind, digest.Digest) bool) {
+		if m.Subject != nil && m.Subject.Digest.Validate() == nil {
+			if !yield(Referrers, m.Subject.Digest) {
+				return
+			}
+		}
+		if !m.IsIndex() {
+			return
+		}
+		for _, child := range m.Manifests {
+			if child.Digest.Validate() == nil && !yield(Parents, child.Digest) {
+				return
+			}
+		}
+	}
 }
