@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -346,10 +347,7 @@ func (r *gcRepo) rebuildIndex(ctx context.Context, index *refindex.Index, keep m
 			edges = append(edges, e)
 		}
 		slices.SortFunc(edges, func(a, b edge) int {
-			if a.target != b.target {
-				return compareDigest(a.target, b.target)
-			}
-			return compareDigest(a.from, b.from)
+			return cmp.Or(cmp.Compare(a.target, b.target), cmp.Compare(a.from, b.from))
 		})
 		for _, e := range edges {
 			if have[e] {
@@ -364,16 +362,6 @@ func (r *gcRepo) rebuildIndex(ctx context.Context, index *refindex.Index, keep m
 		}
 	}
 	return added, removed, nil
-}
-
-func compareDigest(a, b digest.Digest) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func isPathNotFound(err error) bool {
