@@ -107,7 +107,9 @@ func collectGarbage(ctx context.Context, d storagedriver.StorageDriver, ns distr
 	// Mark.
 	marked := map[digest.Digest]bool{}
 	live := map[*gcRepo]map[digest.Digest]bool{}
+	byName := make(map[string]*gcRepo, len(repos))
 	for _, r := range repos {
+		byName[r.name] = r
 		rep.Repositories++
 		rep.Manifests += len(r.manifests)
 		keep := r.liveManifests(opts.DeleteUntagged)
@@ -132,8 +134,7 @@ func collectGarbage(ctx context.Context, d storagedriver.StorageDriver, ns distr
 		if opts.DryRun {
 			continue
 		}
-		r := repoNamed(repos, m.Repository)
-		if err := vacuum.RemoveManifest(m.Repository, m.Digest, r.allTags); err != nil {
+		if err := vacuum.RemoveManifest(m.Repository, m.Digest, byName[m.Repository].allTags); err != nil {
 			return rep, fmt.Errorf("deleting manifest %s@%s: %w", m.Repository, m.Digest, err)
 		}
 	}
@@ -191,15 +192,6 @@ func collectGarbage(ctx context.Context, d storagedriver.StorageDriver, ns distr
 		}
 	}
 	return rep, nil
-}
-
-func repoNamed(repos []*gcRepo, name string) *gcRepo {
-	for _, r := range repos {
-		if r.name == name {
-			return r
-		}
-	}
-	return nil
 }
 
 func readRepo(ctx context.Context, ns distribution.Namespace, name string) (*gcRepo, error) {
