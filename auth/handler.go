@@ -36,17 +36,6 @@ func WithRateLimiter(l *RateLimiter) HandlerOption {
 	return func(h *handler) { h.limiter = l }
 }
 
-// WithClientAddress sets how the client address is found, for rate limits
-// and events. Default: the host of r.RemoteAddr. Behind a reverse proxy,
-// pass a function that trusts X-Forwarded-For from that proxy only.
-func WithClientAddress(f func(*http.Request) string) HandlerOption {
-	return func(h *handler) {
-		if f != nil {
-			h.clientAddr = f
-		}
-	}
-}
-
 // WithEvents calls f once per token request, after the response is
 // decided: the registry writes its audit log from these.
 func WithEvents(f func(context.Context, LoginEvent)) HandlerOption {
@@ -87,13 +76,12 @@ const (
 )
 
 type handler struct {
-	t          *TokenIssuer
-	authn      Authenticator
-	acl        *ACL
-	log        *slog.Logger
-	limiter    *RateLimiter
-	clientAddr func(*http.Request) string
-	events     func(context.Context, LoginEvent)
+	t       *TokenIssuer
+	authn   Authenticator
+	acl     *ACL
+	log     *slog.Logger
+	limiter *RateLimiter
+	events  func(context.Context, LoginEvent)
 }
 
 // maxScopes bounds the work one request can ask for; docker asks for one
@@ -122,9 +110,8 @@ const maxScopes = 64
 func (t *TokenIssuer) Handler(authn Authenticator, acl *ACL, opts ...HandlerOption) http.Handler {
 	h := &handler{
 		t: t, authn: authn, acl: acl,
-		log:        slog.New(slog.DiscardHandler),
-		limiter:    NewRateLimiter(RateLimitOptions{}),
-		clientAddr: remoteHost,
+		log:     slog.New(slog.DiscardHandler),
+		limiter: NewRateLimiter(RateLimitOptions{}),
 	}
 	for _, o := range opts {
 		o(h)
@@ -164,7 +151,7 @@ func (e *requestError) Error() string { return e.err.Error() }
 func (e *requestError) Unwrap() error { return e.err }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ev := LoginEvent{Time: h.t.now(), ClientAddress: h.clientAddr(r)}
+	ev := LoginEvent{Time: h.t.now(), ClientAddress: remoteHost(r)}
 	resp, rerr := h.serve(r, &ev)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")

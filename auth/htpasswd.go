@@ -157,7 +157,7 @@ func (h *Htpasswd) lookup(username string) ([]byte, bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if st, err := statFile(h.path); err != nil || st != h.stamp {
-		h.reloadLocked()
+		h.loadLocked(st, err)
 	}
 	if h.err != nil {
 		return nil, false, unavailablef(h.err, "%s; logins with htpasswd users fail until it is fixed", h.err)
@@ -169,12 +169,12 @@ func (h *Htpasswd) lookup(username string) ([]byte, bool, error) {
 func (h *Htpasswd) reload() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.reloadLocked()
+	h.loadLocked(statFile(h.path))
 	return h.err
 }
 
-func (h *Htpasswd) reloadLocked() {
-	st, err := statFile(h.path)
+// loadLocked reads the file whose stat (statFile) gave st and err.
+func (h *Htpasswd) loadLocked(st fileStamp, err error) {
 	if err != nil {
 		h.users, h.err = nil, fmt.Errorf("htpasswd: %w", err)
 		return

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -237,15 +238,7 @@ func (a *LDAP) Authenticate(ctx context.Context, username, password string) (*Id
 		// anything. Refuse before the directory is asked.
 		return nil, fmt.Errorf("ldap: empty password for %q refused: %w", username, ErrInvalidCredentials)
 	}
-	var id *Identity
-	err := a.withConn(ctx, func(c *ldap.Conn) error {
-		if err := a.serviceBind(c); err != nil {
-			return err
-		}
-		entry, err := a.findUser(c, username)
-		if err != nil {
-			return err
-		}
+	return a.lookup(ctx, username, func(c *ldap.Conn, entry *ldap.Entry) error {
 		if err := c.Bind(entry.DN, password); err != nil {
 			if isNetworkError(err) {
 				return a.unreachable(err)
@@ -253,13 +246,8 @@ func (a *LDAP) Authenticate(ctx context.Context, username, password string) (*Id
 			return fmt.Errorf("ldap: bind as %q: %s: %w", entry.DN, ldapMessage(err), ErrInvalidCredentials)
 		}
 		// Back to the service account: the user may not read groups.
-		if err := a.serviceBind(c); err != nil {
-			return err
-		}
-		id, err = a.identity(c, username, entry)
-		return err
+		return a.serviceBind(c)
 	})
-	return id, err
 }
 
 // Lookup implements Lookuper: the user's entry and groups, without a
@@ -268,6 +256,14 @@ func (a *LDAP) Lookup(ctx context.Context, username string) (*Identity, error) {
 	if err := checkUsername(username); err != nil {
 		return nil, err
 	}
+	return a.lookup(ctx, username, nil)
+}
+
+// lookup binds as the service account, finds username's entry, runs
+// check on it when not nil (Authenticate's bind as the user, which leaves
+// the connection bound as the service account again), and returns the
+// user's identity.
+func (a *LDAP) lookup(ctx context.Context, username string, check func(*ldap.Conn, *ldap.Entry) error) (*Identity, error) {
 	var id *Identity
 	err := a.withConn(ctx, func(c *ldap.Conn) error {
 		if err := a.serviceBind(c); err != nil {
@@ -276,6 +272,11 @@ func (a *LDAP) Lookup(ctx context.Context, username string) (*Identity, error) {
 		entry, err := a.findUser(c, username)
 		if err != nil {
 			return err
+		}
+		if check != nil {
+			if err := check(c, entry); err != nil {
+				return err
+			}
 		}
 		id, err = a.identity(c, username, entry)
 		return err
@@ -597,14 +598,19 @@ func (a *LDAP) timedOut(ctx context.Context, err error) error {
 // filterAttribute finds the attribute a user filter compares with
 // {username}, as in (uid={username}); "" unless there is exactly one.
 func filterAttribute(filter string) string {
-	m := usernameAttr.FindAllStringSubmatch(filter, -1)
+	m := usernameAttr().FindAllStringSubmatch(filter, -1)
 	if len(m) != 1 {
 		return ""
 	}
 	return m[0][1]
 }
 
-var usernameAttr = regexp.MustCompile(`\(([A-Za-z][A-Za-z0-9-]*)=\{username\}\)`)
+// usernameAttr is compiled on first use (NewLDAP), not at package
+// initialisation, which every sigil process pays for (container init and
+// monitors too).
+var usernameAttr = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\(([A-Za-z][A-Za-z0-9-]*)=\{username\}\)`)
+})
 
 func isNetworkError(err error) bool {
 	return ldap.IsErrorWithCode(err, ldap.ErrorNetwork)

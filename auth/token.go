@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 )
 
 // Defaults of TokenOptions.
@@ -522,31 +524,12 @@ func publicKeyEqual(a, b crypto.PublicKey) bool {
 	return ok && e.Equal(b)
 }
 
-// writeFileAtomic writes data to a temporary file next to path, syncs it
-// and renames it over path, so readers see the old or the new content.
+// writeFileAtomic creates path's directory if needed and writes data
+// there with atomicfile (temporary file, sync, rename), so readers see the
+// old or the new content.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, data, mode)
 }

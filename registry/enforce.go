@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3"
-	"github.com/distribution/reference"
+	"github.com/distribution/distribution/v3/manifest/schema2"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -74,7 +74,7 @@ func (e *enforcer) check(ctx context.Context, repo, ref string, d digest.Digest,
 	}
 	if payload == nil {
 		var err error
-		if mt, payload, err = e.fetch(ctx, repo, d); err != nil {
+		if mt, payload, err = readManifest(ctx, e.ns, repo, d); err != nil {
 			return err
 		}
 	}
@@ -135,7 +135,7 @@ func judged(m *refindex.Manifest) bool {
 		return false
 	}
 	switch m.Config.MediaType {
-	case ocispec.MediaTypeImageConfig, refindex.MediaTypeDockerConfig:
+	case ocispec.MediaTypeImageConfig, schema2.MediaTypeImageConfig:
 	default:
 		return false // an OCI artifact: no runtime runs it
 	}
@@ -158,9 +158,7 @@ func isFilesystemLayer(mt string) bool {
 		"application/vnd.oci.image.layer.nondistributable.v1.tar",
 		"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
 		"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-		"application/vnd.docker.image.rootfs.diff.tar.gzip",
-		"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-		"application/vnd.docker.image.rootfs.diff.tar":
+		schema2.MediaTypeLayer, schema2.MediaTypeForeignLayer, schema2.MediaTypeUncompressedLayer:
 		return true
 	}
 	return false
@@ -201,32 +199,8 @@ func (e *enforcer) forget(repo string) {
 	}
 }
 
-func (e *enforcer) manifests(ctx context.Context, repo string) (distribution.ManifestService, error) {
-	named, err := reference.WithName(repo)
-	if err != nil {
-		return nil, err
-	}
-	r, err := e.ns.Repository(ctx, named)
-	if err != nil {
-		return nil, err
-	}
-	return r.Manifests(ctx)
-}
-
-func (e *enforcer) fetch(ctx context.Context, repo string, d digest.Digest) (string, []byte, error) {
-	ms, err := e.manifests(ctx, repo)
-	if err != nil {
-		return "", nil, err
-	}
-	m, err := ms.Get(ctx, d)
-	if err != nil {
-		return "", nil, fmt.Errorf("reading manifest %s of %s: %w", d, repo, err)
-	}
-	return m.Payload()
-}
-
 func (e *enforcer) exists(ctx context.Context, repo string, d digest.Digest) (bool, error) {
-	ms, err := e.manifests(ctx, repo)
+	ms, err := manifestService(ctx, e.ns, repo)
 	if err != nil {
 		return false, err
 	}

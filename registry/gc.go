@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,7 +107,9 @@ func collectGarbage(ctx context.Context, d storagedriver.StorageDriver, ns distr
 	// Mark.
 	marked := map[digest.Digest]bool{}
 	live := map[*gcRepo]map[digest.Digest]bool{}
+	byName := make(map[string]*gcRepo, len(repos))
 	for _, r := range repos {
+		byName[r.name] = r
 		rep.Repositories++
 		rep.Manifests += len(r.manifests)
 		keep := r.liveManifests(opts.DeleteUntagged)
@@ -131,8 +134,7 @@ func collectGarbage(ctx context.Context, d storagedriver.StorageDriver, ns distr
 		if opts.DryRun {
 			continue
 		}
-		r := repoNamed(repos, m.Repository)
-		if err := vacuum.RemoveManifest(m.Repository, m.Digest, r.allTags); err != nil {
+		if err := vacuum.RemoveManifest(m.Repository, m.Digest, byName[m.Repository].allTags); err != nil {
 			return rep, fmt.Errorf("deleting manifest %s@%s: %w", m.Repository, m.Digest, err)
 		}
 	}
@@ -190,15 +192,6 @@ func collectGarbage(ctx context.Context, d storagedriver.StorageDriver, ns distr
 		}
 	}
 	return rep, nil
-}
-
-func repoNamed(repos []*gcRepo, name string) *gcRepo {
-	for _, r := range repos {
-		if r.name == name {
-			return r
-		}
-	}
-	return nil
 }
 
 func readRepo(ctx context.Context, ns distribution.Namespace, name string) (*gcRepo, error) {
@@ -316,15 +309,8 @@ func (r *gcRepo) rebuildIndex(ctx context.Context, index *refindex.Index, keep m
 	for dg := range keep {
 		m := r.manifests[dg]
 		desc := m.parsed.Descriptor(dg, m.size)
-		if s := m.parsed.Subject; s != nil && s.Digest.Validate() == nil {
-			want[refindex.Referrers][edge{s.Digest, dg}] = desc
-		}
-		if m.parsed.IsIndex() {
-			for _, c := range m.parsed.Manifests {
-				if c.Digest.Validate() == nil {
-					want[refindex.Parents][edge{c.Digest, dg}] = desc
-				}
-			}
+		for kind, target := range m.parsed.Edges() {
+			want[kind][edge{target, dg}] = desc
 		}
 	}
 	for _, kind := range []refindex.Kind{refindex.Referrers, refindex.Parents} {
@@ -353,10 +339,7 @@ func (r *gcRepo) rebuildIndex(ctx context.Context, index *refindex.Index, keep m
 			edges = append(edges, e)
 		}
 		slices.SortFunc(edges, func(a, b edge) int {
-			if a.target != b.target {
-				return compareDigest(a.target, b.target)
-			}
-			return compareDigest(a.from, b.from)
+			return cmp.Or(cmp.Compare(a.target, b.target), cmp.Compare(a.from, b.from))
 		})
 		for _, e := range edges {
 			if have[e] {
@@ -371,16 +354,6 @@ func (r *gcRepo) rebuildIndex(ctx context.Context, index *refindex.Index, keep m
 		}
 	}
 	return added, removed, nil
-}
-
-func compareDigest(a, b digest.Digest) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func isPathNotFound(err error) bool {

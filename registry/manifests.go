@@ -228,20 +228,12 @@ func (r *Registry) indexManifest(req *http.Request, repo string, d digest.Digest
 	}
 	ctx := req.Context()
 	desc := m.Descriptor(d, int64(len(payload)))
-	if m.Subject != nil && m.Subject.Digest.Validate() == nil {
-		if err := r.index.Add(ctx, refindex.Referrers, repo, m.Subject.Digest, desc); err != nil {
+	for kind, target := range m.Edges() {
+		if err := r.index.Add(ctx, kind, repo, target, desc); err != nil {
 			return "", err
 		}
-		subject = m.Subject.Digest
-	}
-	if m.IsIndex() {
-		for _, child := range m.Manifests {
-			if child.Digest.Validate() != nil {
-				continue
-			}
-			if err := r.index.Add(ctx, refindex.Parents, repo, child.Digest, desc); err != nil {
-				return "", err
-			}
+		if kind == refindex.Referrers {
+			subject = target
 		}
 	}
 	return subject, nil
@@ -268,7 +260,7 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 	r.app.ServeHTTP(sw, req)
 	code := sw.code()
 	if code == http.StatusAccepted && canonical.Validate() == nil {
-		if ms, err := r.manifestService(req.Context(), rt.repository); err == nil {
+		if ms, err := manifestService(req.Context(), r.ns, rt.repository); err == nil {
 			if err := ms.Delete(req.Context(), canonical); err != nil {
 				r.logger.WarnContext(req.Context(), "deleting the sha256 revision of a manifest deleted by another digest", "repository", rt.repository, "digest", canonical, "error", err)
 			}
@@ -306,16 +298,7 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 
 // loadManifest reads a stored manifest through Sigil's own view.
 func (r *Registry) loadManifest(req *http.Request, repo string, d digest.Digest) (*refindex.Manifest, error) {
-	ctx := req.Context()
-	ms, err := r.manifestService(ctx, repo)
-	if err != nil {
-		return nil, err
-	}
-	man, err := ms.Get(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	mt, payload, err := man.Payload()
+	mt, payload, err := readManifest(req.Context(), r.ns, repo, d)
 	if err != nil {
 		return nil, err
 	}
@@ -329,17 +312,31 @@ func verifies(d digest.Digest, data []byte) bool {
 	return v.Verified()
 }
 
-// manifestService is repo's manifests in Sigil's own view of the storage.
-func (r *Registry) manifestService(ctx context.Context, repo string) (distribution.ManifestService, error) {
+// manifestService is repo's manifests in Sigil's own view of the storage
+// (ns).
+func manifestService(ctx context.Context, ns distribution.Namespace, repo string) (distribution.ManifestService, error) {
 	named, err := reference.WithName(repo)
 	if err != nil {
 		return nil, err
 	}
-	repository, err := r.ns.Repository(ctx, named)
+	repository, err := ns.Repository(ctx, named)
 	if err != nil {
 		return nil, err
 	}
 	return repository.Manifests(ctx)
+}
+
+// readManifest returns the media type and payload of repo's manifest d.
+func readManifest(ctx context.Context, ns distribution.Namespace, repo string, d digest.Digest) (string, []byte, error) {
+	ms, err := manifestService(ctx, ns, repo)
+	if err != nil {
+		return "", nil, err
+	}
+	m, err := ms.Get(ctx, d)
+	if err != nil {
+		return "", nil, fmt.Errorf("reading manifest %s of %s: %w", d, repo, err)
+	}
+	return m.Payload()
 }
 
 // fixPushError turns distribution's 500 for a layer URL its validation

@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
+	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	dauth "github.com/distribution/distribution/v3/registry/auth"
 	"github.com/opencontainers/go-digest"
@@ -42,23 +44,12 @@ func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt r
 		return
 	}
 	artifactType := req.URL.Query().Get("artifactType")
-	out := make([]ocispec.Descriptor, 0, len(descs))
-	ms, err := r.manifestService(ctx, rt.repository)
+	ms, err := manifestService(ctx, r.ns, rt.repository)
 	if err != nil {
 		serveError(w, r.logger, errcode.ErrorCodeNameInvalid.WithDetail(err.Error()))
 		return
 	}
-	for _, d := range descs {
-		if artifactType != "" && d.ArtifactType != artifactType {
-			continue
-		}
-		// An interrupted delete can leave an entry behind; never list a
-		// manifest that is gone.
-		if ok, err := ms.Exists(ctx, d.Digest); err != nil || !ok {
-			continue
-		}
-		out = append(out, d)
-	}
+	out := existingReferrers(ctx, ms, descs, artifactType)
 	if artifactType != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")
 	}
@@ -76,4 +67,23 @@ func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt r
 	if req.Method == http.MethodGet {
 		_, _ = w.Write(body)
 	}
+}
+
+// existingReferrers returns the entries of descs (from the referrers
+// index) of artifactType, or of any type when it is "", whose manifest
+// still exists in ms: an interrupted delete can leave an entry behind, and
+// a manifest that is gone is never listed. The result is never nil (an
+// empty index lists "manifests": []).
+func existingReferrers(ctx context.Context, ms distribution.ManifestService, descs []ocispec.Descriptor, artifactType string) []ocispec.Descriptor {
+	out := make([]ocispec.Descriptor, 0, len(descs))
+	for _, d := range descs {
+		if artifactType != "" && d.ArtifactType != artifactType {
+			continue
+		}
+		if ok, err := ms.Exists(ctx, d.Digest); err != nil || !ok {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }

@@ -40,7 +40,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -84,8 +83,7 @@ type Registry struct {
 
 	handler http.Handler
 
-	callersMu sync.Mutex
-	callers   map[[sha256.Size]byte]cachedCaller
+	callers verifiedCache[caller]
 
 	closeOnce sync.Once
 	closers   []func() error
@@ -110,20 +108,11 @@ type Option func(*options)
 
 type options struct {
 	logger *slog.Logger
-	authn  auth.Authenticator
-	judge  ImageJudge
 	audit  *audit.Logger
 }
 
 // WithLogger sets the process logger. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithAuthenticator replaces the authenticator New builds from the auth
-// section (LDAP or htpasswd, plus robot accounts).
-func WithAuthenticator(a auth.Authenticator) Option { return func(o *options) { o.authn = a } }
-
-// WithImageJudge replaces the judge New builds from signatures.policy.
-func WithImageJudge(j ImageJudge) Option { return func(o *options) { o.judge = j } }
 
 // WithAuditLogger replaces the audit log New opens from audit.path.
 func WithAuditLogger(l *audit.Logger) Option { return func(o *options) { o.audit = l } }
@@ -188,15 +177,11 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Registry, 
 	if err != nil {
 		return nil, fmt.Errorf("access: %w", err)
 	}
-	authn := o.authn
-	if authn == nil {
-		var closeAuthn func() error
-		authn, closeAuthn, err = buildAuthenticator(ctx, cfg, o.logger)
-		if err != nil {
-			return nil, err
-		}
-		r.closers = append(r.closers, closeAuthn)
+	authn, closeAuthn, err := buildAuthenticator(ctx, cfg, o.logger)
+	if err != nil {
+		return nil, err
 	}
+	r.closers = append(r.closers, closeAuthn)
 	if l, ok := authn.(auth.Lookuper); ok {
 		r.users = l
 	}
@@ -215,11 +200,9 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Registry, 
 
 	// Enforcement.
 	if len(cfg.Sigs.Enforce) > 0 {
-		judge := o.judge
-		if judge == nil {
-			if judge, err = buildJudge(ctx, cfg, r); err != nil {
-				return nil, err
-			}
+		judge, err := buildJudge(ctx, cfg, r)
+		if err != nil {
+			return nil, err
 		}
 		patterns, err := config.CompilePatterns(cfg.Sigs.Enforce)
 		if err != nil {

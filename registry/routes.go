@@ -203,17 +203,14 @@ func (c caller) may(action, repository string) bool {
 }
 
 func (r *Registry) callerOf(req *http.Request) caller {
-	scheme, raw, ok := strings.Cut(req.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") || raw == "" {
+	raw, ok := bearerToken(req)
+	if !ok {
 		return caller{}
 	}
 	key := sha256.Sum256([]byte(raw))
 	now := time.Now()
-	r.callersMu.Lock()
-	cc, hit := r.callers[key]
-	r.callersMu.Unlock()
-	if hit && now.Before(cc.expires) {
-		return cc.caller
+	if c, hit := r.callers.get(key, now); hit {
+		return c
 	}
 	claims, err := r.tokens.VerifyAccess(raw)
 	if err != nil {
@@ -228,24 +225,14 @@ func (r *Registry) callerOf(req *http.Request) caller {
 		sent:    true,
 		access:  claims.Access,
 	}
-	expires := now.Add(verifiedTTL)
-	if claims.ExpiresAt != nil && claims.ExpiresAt.Before(expires) {
-		expires = claims.ExpiresAt.Time
+	var exp time.Time
+	if claims.ExpiresAt != nil {
+		exp = claims.ExpiresAt.Time
 	}
-	r.callersMu.Lock()
-	if r.callers == nil || len(r.callers) >= maxVerified {
-		r.callers = map[[sha256.Size]byte]cachedCaller{}
-	}
-	r.callers[key] = cachedCaller{caller: c, expires: expires}
-	r.callersMu.Unlock()
+	// Reused until the token expires (at most verifiedTTL), as the grants
+	// are (tokencache.go).
+	r.callers.put(key, c, now, exp)
 	return c
-}
-
-// cachedCaller is a verified token's caller, reused until the token
-// expires (at most verifiedTTL), as the grants are (tokencache.go).
-type cachedCaller struct {
-	caller  caller
-	expires time.Time
 }
 
 // clientAddr is the request's peer address without the port.

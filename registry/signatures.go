@@ -125,17 +125,7 @@ func (s *localSource) Referrers(ctx context.Context, d digest.Digest, artifactTy
 	if err != nil {
 		return nil, err
 	}
-	out := descs[:0]
-	for _, desc := range descs {
-		if artifactType != "" && desc.ArtifactType != artifactType {
-			continue
-		}
-		if ok, err := ms.Exists(ctx, desc.Digest); err != nil || !ok {
-			continue
-		}
-		out = append(out, desc)
-	}
-	return out, nil
+	return existingReferrers(ctx, ms, descs, artifactType), nil
 }
 
 // notFound re-classifies distribution's "unknown" errors as

@@ -33,13 +33,57 @@ type cachingAccessController struct {
 	inner dauth.AccessController
 	now   func() time.Time
 
-	mu     sync.Mutex
-	grants map[[sha256.Size]byte]cachedGrant
+	grants verifiedCache[dauth.Grant]
 }
 
-type cachedGrant struct {
-	grant   dauth.Grant
+// verifiedCache remembers what was learnt from verifying a token (a
+// grant, a caller), keyed by a SHA-256 of the token and what it was asked,
+// until an expiry. The zero value is ready; when it holds maxVerified
+// entries it is emptied.
+type verifiedCache[V any] struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]verified[V]
+}
+
+type verified[V any] struct {
+	value   V
 	expires time.Time
+}
+
+// get returns the value stored under key if it has not expired at now.
+func (c *verifiedCache[V]) get(key [sha256.Size]byte, now time.Time) (V, bool) {
+	c.mu.Lock()
+	e, hit := c.m[key]
+	c.mu.Unlock()
+	if !hit || !now.Before(e.expires) {
+		var zero V
+		return zero, false
+	}
+	return e.value, true
+}
+
+// put stores v under key until the earlier of now+verifiedTTL and
+// notAfter (when not zero).
+func (c *verifiedCache[V]) put(key [sha256.Size]byte, v V, now, notAfter time.Time) {
+	expires := now.Add(verifiedTTL)
+	if !notAfter.IsZero() && notAfter.Before(expires) {
+		expires = notAfter
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxVerified {
+		c.m = map[[sha256.Size]byte]verified[V]{}
+	}
+	c.m[key] = verified[V]{value: v, expires: expires}
+	c.mu.Unlock()
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(req *http.Request) (string, bool) {
+	scheme, raw, ok := strings.Cut(req.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || raw == "" {
+		return "", false
+	}
+	return raw, true
 }
 
 // cachingControllerName is the name the cached controller is registered
@@ -62,13 +106,13 @@ func init() {
 }
 
 func newCachingAccessController(inner dauth.AccessController) *cachingAccessController {
-	return &cachingAccessController{inner: inner, now: time.Now, grants: map[[sha256.Size]byte]cachedGrant{}}
+	return &cachingAccessController{inner: inner, now: time.Now}
 }
 
 // Authorized implements dauth.AccessController.
 func (c *cachingAccessController) Authorized(req *http.Request, access ...dauth.Access) (*dauth.Grant, error) {
-	scheme, raw, ok := strings.Cut(req.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") || raw == "" {
+	raw, ok := bearerToken(req)
+	if !ok {
 		return c.inner.Authorized(req, access...)
 	}
 	h := sha256.New()
@@ -80,27 +124,15 @@ func (c *cachingAccessController) Authorized(req *http.Request, access ...dauth.
 	var key [sha256.Size]byte
 	h.Sum(key[:0])
 	now := c.now()
-	c.mu.Lock()
-	cg, hit := c.grants[key]
-	c.mu.Unlock()
-	if hit && now.Before(cg.expires) {
-		g := cg.grant
+	if g, hit := c.grants.get(key, now); hit {
 		return &g, nil
 	}
 	g, err := c.inner.Authorized(req, access...)
 	if err != nil || g == nil {
 		return g, err
 	}
-	expires := now.Add(verifiedTTL)
-	if exp, ok := tokenExpiry(raw); ok && exp.Before(expires) {
-		expires = exp
-	}
-	c.mu.Lock()
-	if len(c.grants) >= maxVerified {
-		c.grants = map[[sha256.Size]byte]cachedGrant{}
-	}
-	c.grants[key] = cachedGrant{grant: *g, expires: expires}
-	c.mu.Unlock()
+	exp, _ := tokenExpiry(raw)
+	c.grants.put(key, *g, now, exp)
 	return g, nil
 }
 

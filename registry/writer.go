@@ -6,12 +6,11 @@ import (
 	"net/http"
 )
 
-// statusWriter passes a response through, remembering its status and size
-// for the audit log and metrics.
+// statusWriter passes a response through, remembering its status for
+// the audit log and metrics.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
-	bytes  int64
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -25,9 +24,7 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
-	return n, err
+	return w.ResponseWriter.Write(p)
 }
 
 // ReadFrom keeps io.Copy on the server's fast path (sendfile, big
@@ -36,9 +33,7 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	n, err := io.Copy(w.ResponseWriter, r)
-	w.bytes += n
-	return n, err
+	return io.Copy(w.ResponseWriter, r)
 }
 
 func (w *statusWriter) Flush() {

@@ -45,7 +45,6 @@ type SigstoreVerifier struct {
 	cache   *verdicts.Cache
 	read    ReadFileFunc
 	logger  *slog.Logger
-	now     func() time.Time
 }
 
 // VerifierOption configures a SigstoreVerifier.
@@ -67,19 +66,12 @@ func WithLogger(l *slog.Logger) VerifierOption {
 	return func(v *SigstoreVerifier) { v.logger = l }
 }
 
-// WithClock sets the time certificates are checked at when no
-// transparency-log time applies (default time.Now).
-func WithClock(now func() time.Time) VerifierOption {
-	return func(v *SigstoreVerifier) { v.now = now }
-}
-
 // NewSigstoreVerifier returns a verifier reading signatures where loc says.
 func NewSigstoreVerifier(loc Locator, opts ...VerifierOption) *SigstoreVerifier {
 	v := &SigstoreVerifier{
 		locator: loc,
 		read:    os.ReadFile,
 		logger:  slog.New(slog.DiscardHandler),
-		now:     time.Now,
 	}
 	for _, o := range opts {
 		o(v)
@@ -103,7 +95,7 @@ func (v *SigstoreVerifier) VerifySigstore(ctx context.Context, ref string, d dig
 	tr.add("requirement trusts %s", m.describe())
 
 	if v.cache != nil {
-		if s, at, ok := v.cache.Get(ref, d, m.fingerprint, v.now()); ok {
+		if s, at, ok := v.cache.Get(ref, d, m.fingerprint, time.Now()); ok {
 			tr.add("verdict cache: %s was accepted at %s by this policy and key material; not checked again", shortDigest(d), at.Format(time.RFC3339))
 			return s, nil
 		}
@@ -140,7 +132,7 @@ func (v *SigstoreVerifier) VerifySigstore(ctx context.Context, ref string, d dig
 			}
 			tr.add("%s: accepted: %s", c.where, s.String())
 			if v.cache != nil {
-				if err := v.cache.Put(ref, d, m.fingerprint, s, v.now(), cacheNotAfter(c, m)); err != nil {
+				if err := v.cache.Put(ref, d, m.fingerprint, s, time.Now(), cacheNotAfter(c, m)); err != nil {
 					// A cache that cannot be written costs time, not safety.
 					v.logger.DebugContext(ctx, "verdict cache not written", "digest", d, "error", err)
 				}
@@ -358,7 +350,7 @@ func (v *SigstoreVerifier) checkCert(c *candidate, m *material, signer *policy.S
 	// Then: when was it used? The Rekor integration time when the policy
 	// names a Rekor key (a short-lived Fulcio certificate has expired
 	// since), else now.
-	at := v.now()
+	at := time.Now()
 	if m.rekor != nil {
 		t, err := verifyRekor(c, m, nil)
 		if err != nil {

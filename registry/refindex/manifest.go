@@ -3,16 +3,11 @@ package refindex
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
 
+	"github.com/distribution/distribution/v3/manifest/manifestlist"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-)
-
-// Docker media types (distribution's schema2 and manifest list).
-const (
-	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
 )
 
 // Manifest is what the indexes need of a stored manifest: the union of the
@@ -51,7 +46,7 @@ func ParseManifest(payload []byte, mediaType string) (*Manifest, error) {
 
 // IsIndex reports whether m lists other manifests.
 func (m *Manifest) IsIndex() bool {
-	return m.MediaType == ocispec.MediaTypeImageIndex || m.MediaType == MediaTypeDockerManifestList
+	return m.MediaType == ocispec.MediaTypeImageIndex || m.MediaType == manifestlist.MediaTypeManifestList
 }
 
 // Descriptor is the entry the referrers API lists for m: its artifactType
@@ -69,4 +64,25 @@ func (m *Manifest) Descriptor(d digest.Digest, size int64) ocispec.Descriptor {
 		desc.ArtifactType = m.Config.MediaType
 	}
 	return desc
+}
+
+// Edges yields the index entries a stored manifest contributes, each as
+// the kind and the target digest: its subject (Referrers) and, for an
+// index, each child (Parents). Digests that do not validate are skipped.
+func (m *Manifest) Edges() iter.Seq2[Kind, digest.Digest] {
+	return func(yield func(Kind, digest.Digest) bool) {
+		if m.Subject != nil && m.Subject.Digest.Validate() == nil {
+			if !yield(Referrers, m.Subject.Digest) {
+				return
+			}
+		}
+		if !m.IsIndex() {
+			return
+		}
+		for _, child := range m.Manifests {
+			if child.Digest.Validate() == nil && !yield(Parents, child.Digest) {
+				return
+			}
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/distribution/distribution/v3/manifest/schema2"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -86,7 +87,7 @@ func TestManifestDescriptor(t *testing.T) {
 		{"artifactType wins", `{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"x/y","config":{"mediaType":"application/vnd.oci.empty.v1+json"}}`, "", "x/y", ocispec.MediaTypeImageManifest, false},
 		{"config type otherwise", `{"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.example.config"}}`, "", "application/vnd.example.config", ocispec.MediaTypeImageManifest, false},
 		{"index without mediaType", `{"schemaVersion":2,"manifests":[]}`, "", "", ocispec.MediaTypeImageIndex, true},
-		{"stored type used", `{"schemaVersion":2,"config":{"mediaType":"a"}}`, "application/vnd.docker.distribution.manifest.v2+json", "a", MediaTypeDockerManifest, false},
+		{"stored type used", `{"schemaVersion":2,"config":{"mediaType":"a"}}`, "application/vnd.docker.distribution.manifest.v2+json", "a", schema2.MediaTypeManifest, false},
 	}
 	for _, tt := range tests {
 		m, err := ParseManifest([]byte(tt.payload), tt.mediaType)
