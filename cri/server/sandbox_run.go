@@ -14,6 +14,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/sigil-project/sigil/cri/network"
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 	"github.com/sigil-project/sigil/runtime/pod"
 )
 
@@ -230,10 +231,10 @@ func (s *Server) writePodFiles(sb *sandbox, hostname string) error {
 	} else {
 		resolv, _ = os.ReadFile("/etc/resolv.conf")
 	}
-	if err := writeFileAtomic(s.resolvConfPath(sb.ID), resolv, 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.resolvConfPath(sb.ID), resolv, 0o644); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.hostnamePath(sb.ID), []byte(hostname+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.hostnamePath(sb.ID), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
 	var hosts []byte
@@ -247,7 +248,7 @@ func (s *Server) writePodFiles(sb *sandbox, hostname string) error {
 		}
 		hosts = []byte(b.String())
 	}
-	return writeFileAtomic(s.hostsPath(sb.ID), hosts, 0o644)
+	return atomicfile.WriteFile(s.hostsPath(sb.ID), hosts, 0o644)
 }
 
 // newID returns a random 64-hex-digit ID, the form kubelet expects.

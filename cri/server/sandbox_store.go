@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 	"google.golang.org/protobuf/encoding/protojson"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -87,7 +88,7 @@ func (st *sandboxStore) put(sb *sandbox) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(st.path(sb.ID), "sandbox.json"), b, 0o600)
+	return atomicfile.WriteFile(filepath.Join(st.path(sb.ID), "sandbox.json"), b, 0o600)
 }
 
 // get loads a sandbox by full ID or unique prefix (crictl accepts
@@ -156,27 +157,3 @@ func (st *sandboxStore) list() ([]*sandbox, error) {
 }
 
 func (st *sandboxStore) remove(id string) error { return os.RemoveAll(st.path(id)) }
-
-func writeFileAtomic(name string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
-}
