@@ -219,3 +219,18 @@ func (e *env) wantEachLayerOnce(img v1.Image, repo, by string) {
 		}
 	}
 }
+
+// busyboxAndLayered builds the two OCI test images that share their base
+// layer: busybox and the layered image on top of the same base.
+func busyboxAndLayered(t *testing.T) (bb, ly v1.Image) {
+	t.Helper()
+	bb, err := testimage.Busybox(testimage.OCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ly, err = testimage.Layered(testimage.OCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bb, ly
+}
