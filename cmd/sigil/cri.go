@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,7 +64,7 @@ by <policies-dir>/<namespace>.json for a pod of that Kubernetes namespace.`,
 
 // validNamespace is a Kubernetes namespace name (a DNS label), so that it
 // can name a file safely.
-var validNamespace = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+var validNamespace = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`) })
 
 // namespaceVerifier loads, for each call, the policy of a namespace when
 // <policies-dir>/<namespace>.json exists, else the default policy: an
@@ -74,7 +75,7 @@ func (a *app) namespaceVerifier(dir string) server.VerifierFunc {
 			return signing.NewImageVerifier(policy.AcceptAnything())
 		}
 		path := a.opts.Policy
-		if namespace != "" && validNamespace.MatchString(namespace) && dir != "" {
+		if namespace != "" && validNamespace().MatchString(namespace) && dir != "" {
 			p := filepath.Join(dir, namespace+".json")
 			if _, err := os.Stat(p); err == nil {
 				path = p

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -305,7 +306,7 @@ func (s *Server) runOptions(ctx context.Context, sb *sandbox, cfg *runtimeapi.Co
 	return run, ch, nil
 }
 
-var invalidNameChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]`)
+var invalidNameChars = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-zA-Z0-9_.-]`) })
 
 // isImageMount reports whether m mounts an image (an image volume).
 func isImageMount(m *runtimeapi.Mount) bool { return m.GetImage().GetImage() != "" }
@@ -381,7 +382,7 @@ func (s *Server) imageVolumes(ctx context.Context, verifier pull.Verifier, id st
 // its head and a hash of the whole.
 func containerName(c *runtimeapi.ContainerMetadata, p *runtimeapi.PodSandboxMetadata) string {
 	name := fmt.Sprintf("k8s_%s_%s_%s_%s_%d", c.GetName(), p.GetName(), p.GetNamespace(), p.GetUid(), c.GetAttempt())
-	name = invalidNameChars.ReplaceAllString(name, "-")
+	name = invalidNameChars().ReplaceAllString(name, "-")
 	if len(name) > 128 {
 		sum := sha256.Sum256([]byte(name))
 		name = name[:128-17] + "-" + hex.EncodeToString(sum[:8])

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -76,7 +75,9 @@ func (sb *sandbox) hostNetwork() bool {
 // Records are written to a temporary file and renamed.
 type sandboxStore struct{ dir string }
 
-var validSandboxID = regexp.MustCompile(`^[a-f0-9]{64}$`)
+// isSandboxID reports whether s is a whole sandbox ID (64 hex digits, as
+// newID makes), not a prefix.
+func isSandboxID(s string) bool { return len(s) == 64 && isHex(s) }
 
 func (st *sandboxStore) path(id string) string { return filepath.Join(st.dir, id) }
 
@@ -97,7 +98,7 @@ func (st *sandboxStore) get(id string) (*sandbox, error) {
 	if id == "" {
 		return nil, fmt.Errorf("no pod sandbox ID given: %w", errdefs.ErrInvalidArgument)
 	}
-	if !validSandboxID.MatchString(id) {
+	if !isSandboxID(id) {
 		all, err := st.list()
 		if err != nil {
 			return nil, err
@@ -141,7 +142,7 @@ func (st *sandboxStore) list() ([]*sandbox, error) {
 	}
 	var out []*sandbox
 	for _, e := range entries {
-		if !e.IsDir() || !validSandboxID.MatchString(e.Name()) {
+		if !e.IsDir() || !isSandboxID(e.Name()) {
 			continue
 		}
 		sb, err := st.get(e.Name())
