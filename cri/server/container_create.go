@@ -87,7 +87,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		return nil, err
 	}
 
-	id := newID()
+	id := container.NewID()
 	run, opts, err := s.runOptions(ctx, sb, cfg)
 	if err != nil {
 		return nil, err

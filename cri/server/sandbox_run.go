@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/sigil-project/sigil/cri/network"
 	"github.com/sigil-project/sigil/runtime/atomicfile"
+	"github.com/sigil-project/sigil/runtime/container"
 	"github.com/sigil-project/sigil/runtime/pod"
 )
 
@@ -43,7 +42,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if sharesPID(cfg) && s.pauseRootfs == "" {
 		return nil, errNoPause(md)
 	}
-	sb := &sandbox{ID: newID(), State: sandboxNotReady, CreatedAt: time.Now().UTC()}
+	sb := &sandbox{ID: container.NewID(), State: sandboxNotReady, CreatedAt: time.Now().UTC()}
 	if err := sb.setConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -129,7 +128,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	// Recorded before they are made, so that a crash in between still
 	// gets the infra container removed and a CNI DEL at removal.
 	if sharesPID(cfg) {
-		sb.InfraID = newID()
+		sb.InfraID = container.NewID()
 	}
 	sb.Networked = !hostNet
 	if err := s.sandboxes.put(sb); err != nil {
@@ -249,11 +248,4 @@ func (s *Server) writePodFiles(sb *sandbox, hostname string) error {
 		hosts = []byte(b.String())
 	}
 	return atomicfile.WriteFile(s.hostsPath(sb.ID), hosts, 0o644)
-}
-
-// newID returns a random 64-hex-digit ID, the form kubelet expects.
-func newID() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -76,7 +76,7 @@ func (sb *sandbox) hostNetwork() bool {
 type sandboxStore struct{ dir string }
 
 // isSandboxID reports whether s is a whole sandbox ID (64 hex digits, as
-// newID makes), not a prefix.
+// container.NewID makes), not a prefix.
 func isSandboxID(s string) bool { return len(s) == 64 && isHex(s) }
 
 func (st *sandboxStore) path(id string) string { return filepath.Join(st.dir, id) }
