@@ -34,7 +34,7 @@ func (s *Server) listContainerStats(ctx context.Context, f *runtimeapi.Container
 	}
 	out := []*runtimeapi.ContainerStats{}
 	for _, info := range all {
-		meta, _, ok := metaOf(info)
+		meta, cfg, ok := metaOf(info)
 		if !ok {
 			continue
 		}
@@ -47,7 +47,7 @@ func (s *Server) listContainerStats(ctx context.Context, f *runtimeapi.Container
 		if !matchLabels(info.Labels, f.GetLabelSelector()) {
 			continue
 		}
-		st, err := s.containerStats(ctx, info)
+		st, err := s.containerStats(ctx, info, cfg)
 		if err != nil {
 			continue // exited or removed meanwhile
 		}
