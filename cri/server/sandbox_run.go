@@ -180,7 +180,7 @@ func (s *Server) setupNetwork(ctx context.Context, sb *sandbox, hostname string)
 		sb.IPs = append(sb.IPs, ip.String())
 	}
 	// /etc/hosts names the pod by its own address.
-	return s.writePodFiles(sb, hostname)
+	return s.writeHosts(sb, hostname)
 }
 
 // podNetwork is what CNI is told about the sandbox.
@@ -236,6 +236,13 @@ func (s *Server) writePodFiles(sb *sandbox, hostname string) error {
 	if err := atomicfile.WriteFile(s.hostnamePath(sb.ID), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
+	return s.writeHosts(sb, hostname)
+}
+
+// writeHosts writes the pod's hosts file: the host's with the host
+// network, else localhost and the pod's addresses (sb.IPs, none until
+// the network is set up) named hostname.
+func (s *Server) writeHosts(sb *sandbox, hostname string) error {
 	var hosts []byte
 	if sb.hostNetwork() {
 		hosts, _ = os.ReadFile("/etc/hosts")
