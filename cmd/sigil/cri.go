@@ -15,14 +15,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
 	"github.com/sigil-project/sigil/cri/server"
-	"github.com/sigil-project/sigil/runtime/credentials"
 	"github.com/sigil-project/sigil/runtime/pull"
-	"github.com/sigil-project/sigil/runtime/remote"
 	"github.com/sigil-project/sigil/signing"
 	"github.com/sigil-project/sigil/signing/policy"
 )
@@ -119,10 +116,8 @@ func (a *app) criServe(ctx context.Context, f criFlags) error {
 		State:      a.opts.State,
 		Verifier:   a.namespaceVerifier(f.policiesDir),
 		Registries: conf,
-		Remote: func(kc authn.Keychain) *remote.Client {
-			return remote.NewClient(remote.WithLogger(a.logger), remote.WithKeychain(kc), remote.WithUserAgent("sigil/"+version))
-		},
-		Keychain:   credentials.Keychain(authn.DefaultKeychain),
+		Remote:     a.remoteClientWith,
+		Keychain:   userKeychain(),
 		CNIConfDir: f.cniConfDir,
 		CNIBinDirs: binDirs,
 		StreamAddr: f.streamAddr,
