@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -734,11 +735,9 @@ func TestCRISharedPIDNamespaceAndImageVolume(t *testing.T) {
 	// (its starter exits once the pause runs).
 	monitors := func() []string {
 		var out []string
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-			if err == nil && strings.Contains(string(b), "__sigil-monitor\x00") && strings.Contains(string(b), "--state="+c.state+"\x00") {
-				out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		for _, p := range procs() {
+			if slices.Contains(p.args, "__sigil-monitor") && slices.Contains(p.args, "--state="+c.state) {
+				out = append(out, strings.Join(p.args, " "))
 			}
 		}
 		return out
