@@ -221,8 +221,6 @@ func (s *Server) runOptions(ctx context.Context, sb *sandbox, cfg *runtimeapi.Co
 	run.Seccomp = spec.SeccompUnconfined
 	if !run.Privileged {
 		run.Seccomp = seccompProfile(sc.GetSeccomp())
-	}
-	if !run.Privileged {
 		if mp := sc.GetMaskedPaths(); mp != nil {
 			run.MaskedPaths = &mp
 		}
