@@ -160,11 +160,19 @@ func (e *env) sigil(args ...string) (result, error) {
 }
 
 func (e *env) sigilIn(stdin []byte, args ...string) (result, error) {
+	return e.sigilWith(nil, stdin, args...)
+}
+
+// sigilWith runs the binary with the env's global flags, stdin and, unless
+// environ is nil, environ as its whole environment. An exit status other
+// than 0 is the result's code, not an error.
+func (e *env) sigilWith(environ []string, stdin []byte, args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	full := append([]string{"--root", e.root, "--state", e.state, "--policy", e.policy}, e.extra...)
 	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, sigilBinary, full...)
+	cmd.Env = environ
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if stdin != nil {
