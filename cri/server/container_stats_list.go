@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/sigil-project/sigil/runtime/container"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -32,6 +33,12 @@ func (s *Server) listContainerStats(ctx context.Context, f *runtimeapi.Container
 	if err != nil {
 		return nil, err
 	}
+	return s.containerStatsOf(ctx, all, f), nil
+}
+
+// containerStatsOf is the stats of the CRI containers among all that f
+// keeps.
+func (s *Server) containerStatsOf(ctx context.Context, all []container.Info, f *runtimeapi.ContainerStatsFilter) []*runtimeapi.ContainerStats {
 	out := []*runtimeapi.ContainerStats{}
 	for _, info := range all {
 		meta, cfg, ok := metaOf(info)
@@ -53,5 +60,5 @@ func (s *Server) listContainerStats(ctx context.Context, f *runtimeapi.Container
 		}
 		out = append(out, st)
 	}
-	return out, nil
+	return out
 }
