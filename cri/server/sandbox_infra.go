@@ -206,10 +206,7 @@ func (s *Server) startInfra(ctx context.Context, sb *sandbox, p *pod.Pod) error 
 		return fmt.Errorf("pod sandbox %s: the infra container (the pause) exited at once (%s): see the start log %s: %w",
 			sb.ID, info.Error, filepath.Join(s.cfg.State, "containers", sb.InfraID, "monitor.log"), errdefs.ErrFailedPrecondition)
 	}
-	if err := p.PinPID(ctx, info.Pid); err != nil {
-		return err
-	}
-	return nil
+	return p.PinPID(ctx, info.Pid)
 }
 
 // stopInfra stops sb's infra container, if it has one: the pause exits 0
