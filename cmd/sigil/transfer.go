@@ -95,11 +95,7 @@ func newImageExportCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			key := args[0]
-			if r, err := reference.Parse(key); err == nil {
-				key = r.String()
-			}
-			found, err := stores.Images.Lookup(ctx, key)
+			found, err := lookupImages(ctx, stores.Images, args[0])
 			if err != nil {
 				return err
 			}
