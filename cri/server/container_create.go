@@ -392,11 +392,13 @@ func containerName(c *runtimeapi.ContainerMetadata, p *runtimeapi.PodSandboxMeta
 // profile: unconfined when nil (kubelet sends RuntimeDefault when the pod
 // or the node asks for it) or Unconfined.
 func seccompProfile(prof *runtimeapi.SecurityProfile) string {
+	if prof == nil {
+		// Not RuntimeDefault, the profile type's zero value.
+		return spec.SeccompUnconfined
+	}
 	switch prof.GetProfileType() {
 	case runtimeapi.SecurityProfile_RuntimeDefault:
-		if prof != nil {
-			return "runtime/default"
-		}
+		return "runtime/default"
 	case runtimeapi.SecurityProfile_Localhost:
 		return spec.SeccompLocalhostPrefix + prof.GetLocalhostRef()
 	}
