@@ -117,22 +117,7 @@ func (c *criEnv) start() {
 	if err := c.server.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(c.sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("the CRI server did not create %s", c.sock)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.conn, err = grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.rt = runtimeapi.NewRuntimeServiceClient(c.conn)
-	c.img = runtimeapi.NewImageServiceClient(c.conn)
+	c.conn, c.rt, c.img = dialCRI(c.t, "the CRI server", c.sock, 20*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
@@ -144,6 +129,27 @@ func (c *criEnv) start() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// dialCRI waits up to d for server to create its socket sock, and
+// connects to it.
+func dialCRI(t *testing.T, server, sock string, d time.Duration) (*grpc.ClientConn, runtimeapi.RuntimeServiceClient, runtimeapi.ImageServiceClient) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not create %s", server, sock)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
 }
 
 // stop stops the server (by its PID), gracefully.
