@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/sigil-project/sigil/tests/testimage"
@@ -331,22 +330,7 @@ func (b *criBenchRuntime) startServer(bin string, args ...string) {
 	if err := b.server.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(b.sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not create %s", b.name, b.sock)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.conn, err = grpc.NewClient("unix://"+b.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.rt = runtimeapi.NewRuntimeServiceClient(b.conn)
-	b.img = runtimeapi.NewImageServiceClient(b.conn)
+	b.conn, b.rt, b.img = dialCRI(t, b.name, b.sock, 30*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {

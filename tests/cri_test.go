@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -116,22 +117,7 @@ func (c *criEnv) start() {
 	if err := c.server.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(c.sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("the CRI server did not create %s", c.sock)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.conn, err = grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.rt = runtimeapi.NewRuntimeServiceClient(c.conn)
-	c.img = runtimeapi.NewImageServiceClient(c.conn)
+	c.conn, c.rt, c.img = dialCRI(c.t, "the CRI server", c.sock, 20*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
@@ -143,6 +129,27 @@ func (c *criEnv) start() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// dialCRI waits up to d for server to create its socket sock, and
+// connects to it.
+func dialCRI(t *testing.T, server, sock string, d time.Duration) (*grpc.ClientConn, runtimeapi.RuntimeServiceClient, runtimeapi.ImageServiceClient) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not create %s", server, sock)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
 }
 
 // stop stops the server (by its PID), gracefully.
@@ -230,7 +237,14 @@ func (c *criEnv) createContainer(ctx context.Context, podID string, pod *runtime
 
 func (c *criEnv) runContainer(ctx context.Context, podID string, pod *runtimeapi.PodSandboxConfig, name string, cmd ...string) string {
 	c.t.Helper()
-	id, err := c.createContainer(ctx, podID, pod, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Command: cmd})
+	return c.startContainer(ctx, podID, pod, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Command: cmd})
+}
+
+// startContainer creates and starts a container of cfg.
+func (c *criEnv) startContainer(ctx context.Context, podID string, pod *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerConfig) string {
+	c.t.Helper()
+	name := cfg.GetMetadata().GetName()
+	id, err := c.createContainer(ctx, podID, pod, cfg)
 	if err != nil {
 		c.t.Fatalf("CreateContainer(%s) = %v", name, err)
 	}
@@ -238,6 +252,26 @@ func (c *criEnv) runContainer(ctx context.Context, podID string, pod *runtimeapi
 		c.t.Fatalf("StartContainer(%s) = %v", name, err)
 	}
 	return id
+}
+
+// sharedPIDPodConfig is podConfig for a pod whose containers share a PID
+// namespace (the pause is its PID 1).
+func sharedPIDPodConfig(name string) *runtimeapi.PodSandboxConfig {
+	pod := podConfig(name, "default")
+	pod.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD},
+	}}
+	return pod
+}
+
+// sharedPIDContainerConfig is a container of cmd in its pod's PID namespace.
+func sharedPIDContainerConfig(name string, cmd ...string) *runtimeapi.ContainerConfig {
+	return &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: name}, Command: cmd,
+		Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD},
+		}},
+	}
 }
 
 func (c *criEnv) status(ctx context.Context, id string) *runtimeapi.ContainerStatus {
@@ -531,16 +565,7 @@ func TestCRIStreamingExecAndAttach(t *testing.T) {
 	c.pull(ctx)
 	pod := podConfig("stream", "default")
 	podID := c.runPod(ctx, pod)
-	id, err := c.createContainer(ctx, podID, pod, &runtimeapi.ContainerConfig{
-		Metadata: &runtimeapi.ContainerMetadata{Name: "talker"},
-		Command:  []string{"sh", "-c", "sleep 1; i=0; while [ $i -lt 300 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
-		t.Fatal(err)
-	}
+	id := c.runContainer(ctx, podID, pod, "talker", "sh", "-c", "sleep 1; i=0; while [ $i -lt 300 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done")
 	r, err := c.rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", "echo to-out; echo to-err >&2; exit 5"}, Stdout: true, Stderr: true})
 	if err != nil {
 		t.Fatalf("Exec = %v", err)
@@ -578,17 +603,11 @@ func TestCRIOOMKilled(t *testing.T) {
 	c.pull(ctx)
 	pod := podConfig("oom", "default")
 	podID := c.runPod(ctx, pod)
-	id, err := c.createContainer(ctx, podID, pod, &runtimeapi.ContainerConfig{
+	id := c.startContainer(ctx, podID, pod, &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "hog"},
 		Command:  []string{"sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"},
 		Linux:    &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 16 << 20}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
-		t.Fatal(err)
-	}
 	st := c.waitState(ctx, id, runtimeapi.ContainerState_CONTAINER_EXITED, 30*time.Second)
 	if st.Reason != "OOMKilled" || st.ExitCode != 137 {
 		t.Errorf("exited with reason %q code %d, want OOMKilled 137", st.Reason, st.ExitCode)
@@ -703,29 +722,11 @@ func TestCRISharedPIDNamespaceAndImageVolume(t *testing.T) {
 	c := newCRIEnv(t)
 	ctx := ctxT(t)
 	c.pull(ctx)
-	pod := podConfig("pidshare", "default")
-	pod.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-		NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD},
-	}}
+	pod := sharedPIDPodConfig("pidshare")
 	podID := c.runPod(ctx, pod)
-	start := func(name string, mounts []*runtimeapi.Mount, cmd ...string) string {
-		t.Helper()
-		id, err := c.createContainer(ctx, podID, pod, &runtimeapi.ContainerConfig{
-			Metadata: &runtimeapi.ContainerMetadata{Name: name}, Command: cmd, Mounts: mounts,
-			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD},
-			}},
-		})
-		if err != nil {
-			t.Fatalf("CreateContainer(%s) = %v", name, err)
-		}
-		if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
-			t.Fatalf("StartContainer(%s) = %v", name, err)
-		}
-		return id
-	}
-	vol := []*runtimeapi.Mount{{ContainerPath: "/img", Image: &runtimeapi.ImageSpec{Image: c.image}, Readonly: true}}
-	a := start("a", vol, "sleep", "3600")
+	aCfg := sharedPIDContainerConfig("a", "sleep", "3600")
+	aCfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/img", Image: &runtimeapi.ImageSpec{Image: c.image}, Readonly: true}}
+	a := c.startContainer(ctx, podID, pod, aCfg)
 	if r := c.execSync(ctx, a, "cat", "/proc/1/cmdline"); string(r.Stdout) != "/pause\x00" {
 		t.Errorf("PID 1 of the pod = %q, want the pause", r.Stdout)
 	}
@@ -740,11 +741,9 @@ func TestCRISharedPIDNamespaceAndImageVolume(t *testing.T) {
 	// (its starter exits once the pause runs).
 	monitors := func() []string {
 		var out []string
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-			if err == nil && strings.Contains(string(b), "__sigil-monitor\x00") && strings.Contains(string(b), "--state="+c.state+"\x00") {
-				out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		for _, p := range procs() {
+			if slices.Contains(p.args, "__sigil-monitor") && slices.Contains(p.args, "--state="+c.state) {
+				out = append(out, strings.Join(p.args, " "))
 			}
 		}
 		return out
@@ -767,7 +766,7 @@ func TestCRISharedPIDNamespaceAndImageVolume(t *testing.T) {
 	if err != nil || len(list.Containers) != 1 || list.Containers[0].Id != a || list.Containers[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Fatalf("containers after restart = %v, %v; want a alone, running (the infra container is not listed)", list, err)
 	}
-	b := start("b", nil, "sleep", "3601")
+	b := c.startContainer(ctx, podID, pod, sharedPIDContainerConfig("b", "sleep", "3601"))
 	r := c.execSync(ctx, b, "ps", "-o", "pid,args")
 	if !strings.Contains(string(r.Stdout), "1 /pause") || !strings.Contains(string(r.Stdout), "sleep 3600") {
 		t.Errorf("container started after the restart sees\n%s\nwant the pause as PID 1 and a's process", r.Stdout)
@@ -891,23 +890,9 @@ func TestCRIUpgradeUnderRunningPods(t *testing.T) {
 	pod := podConfig("upgraded", "default")
 	podID := c.runPod(ctx, pod)
 	long := c.runContainer(ctx, podID, pod, "long", "sh", "-c", "i=0; while true; do echo n $i; i=$((i+1)); sleep 0.1; done")
-	shared := podConfig("upgraded-shared", "default")
-	ns := &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}
-	shared.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns}}
+	shared := sharedPIDPodConfig("upgraded-shared")
 	sharedID := c.runPod(ctx, shared)
-	sharedCfg := func(name string, cmd ...string) *runtimeapi.ContainerConfig {
-		return &runtimeapi.ContainerConfig{
-			Metadata: &runtimeapi.ContainerMetadata{Name: name}, Command: cmd,
-			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: ns}},
-		}
-	}
-	first, err := c.createContainer(ctx, sharedID, shared, sharedCfg("first", "sleep", "3600"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: first}); err != nil {
-		t.Fatal(err)
-	}
+	first := c.startContainer(ctx, sharedID, shared, sharedPIDContainerConfig("first", "sleep", "3600"))
 
 	c.kill9()
 	if err := os.Remove(c.binary); err != nil {
@@ -934,13 +919,8 @@ func TestCRIUpgradeUnderRunningPods(t *testing.T) {
 	if r := c.execSync(ctx, long, "echo", "still-here"); string(r.Stdout) != "still-here\n" {
 		t.Errorf("exec after the upgrade = %q", r.Stdout)
 	}
-	second, err := c.createContainer(ctx, sharedID, shared, sharedCfg("second", "sleep", "3601"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: second}); err != nil {
-		t.Fatalf("a container started after the upgrade in the shared PID namespace: %v", err)
-	}
+	// A container started after the upgrade in the shared PID namespace.
+	second := c.startContainer(ctx, sharedID, shared, sharedPIDContainerConfig("second", "sleep", "3601"))
 	if r := c.execSync(ctx, second, "ps", "-o", "pid,args"); !strings.Contains(string(r.Stdout), "1 /pause") || !strings.Contains(string(r.Stdout), "sleep 3600") {
 		t.Errorf("container started after the upgrade sees\n%s\nwant the old pause as PID 1 and the first container", r.Stdout)
 	}

@@ -11,8 +11,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
-
-	"github.com/sigil-project/sigil/tests/testimage"
 )
 
 // storeOf is where an image's pieces live under a Sigil root.
@@ -90,14 +88,7 @@ func (e *env) gc(t *testing.T, args ...string) (blobs, snapshots int) {
 
 func TestGCRemovesOnlyUnusedLayers(t *testing.T) {
 	e := newEnv(t)
-	bb, err := testimage.Busybox(testimage.OCI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ly, err := testimage.Layered(testimage.OCI)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bb, ly := busyboxAndLayered(t)
 	kept := e.push("gc/kept:1", bb)
 	gone := e.push("gc/gone:1", ly)
 	e.mustSigil("fetch", "-q", kept)
@@ -159,14 +150,7 @@ func TestGCRemovesOnlyUnusedLayers(t *testing.T) {
 
 func TestGCKeepsLayersOfContainers(t *testing.T) {
 	e := newEnv(t)
-	bb, err := testimage.Busybox(testimage.OCI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ly, err := testimage.Layered(testimage.OCI)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bb, ly := busyboxAndLayered(t)
 	kept := e.push("gc/kept:1", bb)
 	used := e.push("gc/used:1", ly)
 	e.mustSigil("fetch", "-q", kept)

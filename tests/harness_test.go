@@ -160,11 +160,19 @@ func (e *env) sigil(args ...string) (result, error) {
 }
 
 func (e *env) sigilIn(stdin []byte, args ...string) (result, error) {
+	return e.sigilWith(nil, stdin, args...)
+}
+
+// sigilWith runs the binary with the env's global flags, stdin and, unless
+// environ is nil, environ as its whole environment. An exit status other
+// than 0 is the result's code, not an error.
+func (e *env) sigilWith(environ []string, stdin []byte, args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	full := append([]string{"--root", e.root, "--state", e.state, "--policy", e.policy}, e.extra...)
 	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, sigilBinary, full...)
+	cmd.Env = environ
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if stdin != nil {
@@ -218,4 +226,19 @@ func (e *env) wantEachLayerOnce(img v1.Image, repo, by string) {
 			e.t.Errorf("layer %s was downloaded %d times by %s, want 1", d, n, by)
 		}
 	}
+}
+
+// busyboxAndLayered builds the two OCI test images that share their base
+// layer: busybox and the layered image on top of the same base.
+func busyboxAndLayered(t *testing.T) (bb, ly v1.Image) {
+	t.Helper()
+	bb, err := testimage.Busybox(testimage.OCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ly, err = testimage.Layered(testimage.OCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bb, ly
 }

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -32,22 +31,8 @@ import (
 // environment; a failure to start it fails the test.
 func (e *env) sigilEnv(environ []string, stdin []byte, args ...string) result {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	full := append([]string{"--root", e.root, "--state", e.state, "--policy", e.policy}, e.extra...)
-	full = append(full, args...)
-	cmd := exec.CommandContext(ctx, sigilBinary, full...)
-	cmd.Env = environ
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
+	r, err := e.sigilWith(environ, stdin, args...)
+	if err != nil {
 		e.t.Fatalf("sigil %s: %v", strings.Join(args, " "), err)
 	}
 	return r

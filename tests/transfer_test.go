@@ -308,14 +308,7 @@ func TestTransferImportRefusesBadArchives(t *testing.T) {
 
 func TestTransferOCILayout(t *testing.T) {
 	e := newEnv(t)
-	bb, err := testimage.Busybox(testimage.OCI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ly, err := testimage.Layered(testimage.OCI)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bb, ly := busyboxAndLayered(t)
 	bbRef := e.push("layout/busybox:1", bb)
 	lyRef := e.push("layout/layered:1", ly)
 	dir := filepath.Join(t.TempDir(), "layout")

@@ -25,8 +25,14 @@ func (a *app) insecureRegistry(host string) bool {
 	return false
 }
 
-// remoteClient is the registry client with the user's credentials (the
-// docker and podman auth files).
-func (a *app) remoteClient() *remote.Client {
-	return remote.NewClient(remote.WithLogger(a.logger), remote.WithKeychain(credentials.Keychain(authn.DefaultKeychain)), remote.WithUserAgent("sigil/"+version))
+// userKeychain is the user's (or, for the CRI, the node's) credentials:
+// the docker and podman auth files.
+func userKeychain() authn.Keychain { return credentials.Keychain(authn.DefaultKeychain) }
+
+// remoteClient is the registry client with the user's credentials.
+func (a *app) remoteClient() *remote.Client { return a.remoteClientWith(userKeychain()) }
+
+// remoteClientWith is sigil's registry client authenticating with kc.
+func (a *app) remoteClientWith(kc authn.Keychain) *remote.Client {
+	return remote.NewClient(remote.WithLogger(a.logger), remote.WithKeychain(kc), remote.WithUserAgent("sigil/"+version))
 }

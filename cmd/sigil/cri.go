@@ -11,17 +11,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
 	"github.com/sigil-project/sigil/cri/server"
-	"github.com/sigil-project/sigil/runtime/credentials"
 	"github.com/sigil-project/sigil/runtime/pull"
-	"github.com/sigil-project/sigil/runtime/remote"
 	"github.com/sigil-project/sigil/signing"
 	"github.com/sigil-project/sigil/signing/policy"
 )
@@ -63,7 +61,7 @@ by <policies-dir>/<namespace>.json for a pod of that Kubernetes namespace.`,
 
 // validNamespace is a Kubernetes namespace name (a DNS label), so that it
 // can name a file safely.
-var validNamespace = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+var validNamespace = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`) })
 
 // namespaceVerifier loads, for each call, the policy of a namespace when
 // <policies-dir>/<namespace>.json exists, else the default policy: an
@@ -74,7 +72,7 @@ func (a *app) namespaceVerifier(dir string) server.VerifierFunc {
 			return signing.NewImageVerifier(policy.AcceptAnything())
 		}
 		path := a.opts.Policy
-		if namespace != "" && validNamespace.MatchString(namespace) && dir != "" {
+		if namespace != "" && validNamespace().MatchString(namespace) && dir != "" {
 			p := filepath.Join(dir, namespace+".json")
 			if _, err := os.Stat(p); err == nil {
 				path = p
@@ -118,10 +116,8 @@ func (a *app) criServe(ctx context.Context, f criFlags) error {
 		State:      a.opts.State,
 		Verifier:   a.namespaceVerifier(f.policiesDir),
 		Registries: conf,
-		Remote: func(kc authn.Keychain) *remote.Client {
-			return remote.NewClient(remote.WithLogger(a.logger), remote.WithKeychain(kc), remote.WithUserAgent("sigil/"+version))
-		},
-		Keychain:   credentials.Keychain(authn.DefaultKeychain),
+		Remote:     a.remoteClientWith,
+		Keychain:   userKeychain(),
 		CNIConfDir: f.cniConfDir,
 		CNIBinDirs: binDirs,
 		StreamAddr: f.streamAddr,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -79,11 +80,7 @@ func newImageRmCommand(a *app) *cobra.Command {
 			}
 			var failed []string
 			for _, arg := range args {
-				key := arg
-				if r, err := reference.Parse(arg); err == nil {
-					key = r.String()
-				}
-				found, err := s.Images.Lookup(ctx, key)
+				found, err := lookupImages(ctx, s.Images, arg)
 				if err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "sigil: %v\n", err)
 					failed = append(failed, arg)
@@ -174,4 +171,15 @@ func humanAge(t time.Time) string {
 	default:
 		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	}
+}
+
+// lookupImages returns the stored images that arg names: as a normalised
+// reference when it parses as one (busybox is docker.io/library/busybox:latest),
+// else as given.
+func lookupImages(ctx context.Context, imgs *images.Store, arg string) ([]*images.Image, error) {
+	key := arg
+	if r, err := reference.Parse(arg); err == nil {
+		key = r.String()
+	}
+	return imgs.Lookup(ctx, key)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"path/filepath"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/sigil-project/sigil/runtime/pull"
 	"github.com/sigil-project/sigil/signing"
 	"github.com/sigil-project/sigil/signing/policy"
@@ -15,24 +16,28 @@ import (
 // mirrors, the user's credentials), and acceptances are cached under
 // --root/verdicts, keyed by the policy file's content.
 func (a *app) verifier() (pull.Verifier, error) {
-	return a.imageVerifier(true)
+	iv, _, err := a.imageVerifier(true)
+	return iv, err
 }
 
-// imageVerifier is verifier for callers that want the whole verdict;
+// imageVerifier is verifier for callers that want the whole verdict, and
+// the digest of the policy file it loaded ("" with --insecure-policy);
 // useCache false checks afresh (and still records an acceptance).
-func (a *app) imageVerifier(useCache bool) (*signing.ImageVerifier, error) {
+func (a *app) imageVerifier(useCache bool) (*signing.ImageVerifier, digest.Digest, error) {
 	if a.opts.InsecurePolicy {
-		return signing.NewImageVerifier(policy.AcceptAnything())
+		iv, err := signing.NewImageVerifier(policy.AcceptAnything())
+		return iv, "", err
 	}
 	p, sum, err := policy.LoadWithDigest(a.opts.Policy)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	cache := verdicts.New(filepath.Join(a.opts.Root, "verdicts"), sum)
 	if !useCache {
 		cache = cache.WriteOnly()
 	}
-	return signing.NewImageVerifier(p, policy.WithSignatureVerifier(a.sigstoreVerifier(cache)))
+	iv, err := signing.NewImageVerifier(p, policy.WithSignatureVerifier(a.sigstoreVerifier(cache)))
+	return iv, sum, err
 }
 
 // sigstoreVerifier checks sigstoreSigned requirements, reading signatures

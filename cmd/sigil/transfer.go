@@ -29,8 +29,8 @@ func newImageImportCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tmp := filepath.Join(a.opts.Root, "tmp")
-			if err := os.MkdirAll(tmp, 0o700); err != nil {
+			tmp, err := a.scratchDir()
+			if err != nil {
 				return err
 			}
 			arc, err := transfer.OpenArchive(ctx, args[0], tmp)
@@ -95,11 +95,7 @@ func newImageExportCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			key := args[0]
-			if r, err := reference.Parse(key); err == nil {
-				key = r.String()
-			}
-			found, err := stores.Images.Lookup(ctx, key)
+			found, err := lookupImages(ctx, stores.Images, args[0])
 			if err != nil {
 				return err
 			}
@@ -113,8 +109,8 @@ func newImageExportCommand(a *app) *cobra.Command {
 					f = transfer.OCIArchive
 				}
 			}
-			tmp := filepath.Join(a.opts.Root, "tmp")
-			if err := os.MkdirAll(tmp, 0o700); err != nil {
+			tmp, err := a.scratchDir()
+			if err != nil {
 				return err
 			}
 			if err := transfer.Export(ctx, stores.Content, found[0], args[1], f, tmp); err != nil {
@@ -126,4 +122,11 @@ func newImageExportCommand(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&format, "format", "", "docker-archive or oci-archive (default: docker-archive, or oci-archive for a *.oci.tar file)")
 	return cmd
+}
+
+// scratchDir is --root/tmp, made if needed: the scratch directory of
+// import and export.
+func (a *app) scratchDir() (string, error) {
+	tmp := filepath.Join(a.opts.Root, "tmp")
+	return tmp, os.MkdirAll(tmp, 0o700)
 }

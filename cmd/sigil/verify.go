@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/sigil-project/sigil/cmd/sigil/internal/runcmd"
@@ -141,14 +142,15 @@ func (a *app) verify(cmd *cobra.Command, refStr, keyFile string, explain bool) (
 		rep.Policy = "--key " + abs
 		step("policy: a signature by %s naming the same repository (--key)", abs)
 	default:
-		iv, err = a.imageVerifier(false)
+		var sum digest.Digest
+		iv, sum, err = a.imageVerifier(false)
 		if err != nil {
 			return nil, err
 		}
 		if a.opts.InsecurePolicy {
 			rep.Policy = "--insecure-policy"
 			step("policy: --insecure-policy accepts every image")
-		} else if _, sum, err := policy.LoadWithDigest(a.opts.Policy); err == nil {
+		} else {
 			step("policy: %s (%s)", a.opts.Policy, sum)
 		}
 	}

@@ -12,16 +12,27 @@ import (
 // the client is attached to the container's process by its monitor when
 // it connects (streamRuntime.Attach).
 func (s *Server) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	if !req.GetStdout() && !req.GetStderr() && !req.GetStdin() {
-		return nil, fmt.Errorf("attach: one of stdin, stdout and stderr must be set: %w", errdefs.ErrInvalidArgument)
-	}
-	info, err := s.containers.Inspect(ctx, req.GetContainerId())
+	id, err := s.streamTarget(ctx, "attach", req.GetContainerId(), req.GetStdin(), req.GetStdout(), req.GetStderr())
 	if err != nil {
 		return nil, err
 	}
-	if !info.Running() {
-		return nil, fmt.Errorf("container %s is not running: %w", info.ID, errdefs.ErrFailedPrecondition)
-	}
-	req.ContainerId = info.ID
+	req.ContainerId = id
 	return s.stream.GetAttach(req)
+}
+
+// streamTarget checks what Exec and Attach share: at least one stream is
+// asked for, and the container (ID, name or ID prefix) is running. It
+// returns the container's full ID.
+func (s *Server) streamTarget(ctx context.Context, verb, ref string, stdin, stdout, stderr bool) (string, error) {
+	if !stdout && !stderr && !stdin {
+		return "", fmt.Errorf("%s: one of stdin, stdout and stderr must be set: %w", verb, errdefs.ErrInvalidArgument)
+	}
+	info, err := s.containers.Inspect(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	if !info.Running() {
+		return "", fmt.Errorf("container %s is not running: %w", info.ID, errdefs.ErrFailedPrecondition)
+	}
+	return info.ID, nil
 }

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -86,7 +87,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		return nil, err
 	}
 
-	id := newID()
+	id := container.NewID()
 	run, opts, err := s.runOptions(ctx, sb, cfg)
 	if err != nil {
 		return nil, err
@@ -220,8 +221,6 @@ func (s *Server) runOptions(ctx context.Context, sb *sandbox, cfg *runtimeapi.Co
 	run.Seccomp = spec.SeccompUnconfined
 	if !run.Privileged {
 		run.Seccomp = seccompProfile(sc.GetSeccomp())
-	}
-	if !run.Privileged {
 		if mp := sc.GetMaskedPaths(); mp != nil {
 			run.MaskedPaths = &mp
 		}
@@ -305,7 +304,7 @@ func (s *Server) runOptions(ctx context.Context, sb *sandbox, cfg *runtimeapi.Co
 	return run, ch, nil
 }
 
-var invalidNameChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]`)
+var invalidNameChars = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-zA-Z0-9_.-]`) })
 
 // isImageMount reports whether m mounts an image (an image volume).
 func isImageMount(m *runtimeapi.Mount) bool { return m.GetImage().GetImage() != "" }
@@ -381,7 +380,7 @@ func (s *Server) imageVolumes(ctx context.Context, verifier pull.Verifier, id st
 // its head and a hash of the whole.
 func containerName(c *runtimeapi.ContainerMetadata, p *runtimeapi.PodSandboxMetadata) string {
 	name := fmt.Sprintf("k8s_%s_%s_%s_%s_%d", c.GetName(), p.GetName(), p.GetNamespace(), p.GetUid(), c.GetAttempt())
-	name = invalidNameChars.ReplaceAllString(name, "-")
+	name = invalidNameChars().ReplaceAllString(name, "-")
 	if len(name) > 128 {
 		sum := sha256.Sum256([]byte(name))
 		name = name[:128-17] + "-" + hex.EncodeToString(sum[:8])
@@ -393,11 +392,13 @@ func containerName(c *runtimeapi.ContainerMetadata, p *runtimeapi.PodSandboxMeta
 // profile: unconfined when nil (kubelet sends RuntimeDefault when the pod
 // or the node asks for it) or Unconfined.
 func seccompProfile(prof *runtimeapi.SecurityProfile) string {
+	if prof == nil {
+		// Not RuntimeDefault, the profile type's zero value.
+		return spec.SeccompUnconfined
+	}
 	switch prof.GetProfileType() {
 	case runtimeapi.SecurityProfile_RuntimeDefault:
-		if prof != nil {
-			return "runtime/default"
-		}
+		return "runtime/default"
 	case runtimeapi.SecurityProfile_Localhost:
 		return spec.SeccompLocalhostPrefix + prof.GetLocalhostRef()
 	}

@@ -14,19 +14,13 @@ func (s *Server) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtim
 	if len(req.GetCmd()) == 0 {
 		return nil, fmt.Errorf("exec: no command given: %w", errdefs.ErrInvalidArgument)
 	}
-	if !req.GetStdout() && !req.GetStderr() && !req.GetStdin() {
-		return nil, fmt.Errorf("exec: one of stdin, stdout and stderr must be set: %w", errdefs.ErrInvalidArgument)
-	}
 	if req.GetTty() && req.GetStderr() {
 		return nil, fmt.Errorf("exec: with a terminal, stderr is stdout: do not ask for both: %w", errdefs.ErrInvalidArgument)
 	}
-	info, err := s.containers.Inspect(ctx, req.GetContainerId())
+	id, err := s.streamTarget(ctx, "exec", req.GetContainerId(), req.GetStdin(), req.GetStdout(), req.GetStderr())
 	if err != nil {
 		return nil, err
 	}
-	if !info.Running() {
-		return nil, fmt.Errorf("container %s is not running: %w", info.ID, errdefs.ErrFailedPrecondition)
-	}
-	req.ContainerId = info.ID
+	req.ContainerId = id
 	return s.stream.GetExec(req)
 }

@@ -17,18 +17,20 @@ func (s *Server) ContainerStats(ctx context.Context, req *runtimeapi.ContainerSt
 	if err != nil {
 		return nil, err
 	}
-	if _, _, ok := metaOf(info); !ok {
+	_, cfg, ok := metaOf(info)
+	if !ok {
 		return nil, fmt.Errorf("container %s is not a CRI container: %w", info.ID, errdefs.ErrNotFound)
 	}
-	st, err := s.containerStats(ctx, info)
+	st, err := s.containerStats(ctx, info, cfg)
 	if err != nil {
 		return nil, err
 	}
 	return &runtimeapi.ContainerStatsResponse{Stats: st}, nil
 }
 
-func (s *Server) containerStats(ctx context.Context, info container.Info) (*runtimeapi.ContainerStats, error) {
-	_, cfg, _ := metaOf(info)
+// containerStats is the stats of a CRI container; cfg is its config, as
+// metaOf decodes it.
+func (s *Server) containerStats(ctx context.Context, info container.Info, cfg *runtimeapi.ContainerConfig) (*runtimeapi.ContainerStats, error) {
 	u, err := s.containers.Stats(ctx, info.ID)
 	if err != nil {
 		return nil, err

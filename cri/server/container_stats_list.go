@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/sigil-project/sigil/runtime/container"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -32,9 +33,15 @@ func (s *Server) listContainerStats(ctx context.Context, f *runtimeapi.Container
 	if err != nil {
 		return nil, err
 	}
+	return s.containerStatsOf(ctx, all, f), nil
+}
+
+// containerStatsOf is the stats of the CRI containers among all that f
+// keeps.
+func (s *Server) containerStatsOf(ctx context.Context, all []container.Info, f *runtimeapi.ContainerStatsFilter) []*runtimeapi.ContainerStats {
 	out := []*runtimeapi.ContainerStats{}
 	for _, info := range all {
-		meta, _, ok := metaOf(info)
+		meta, cfg, ok := metaOf(info)
 		if !ok {
 			continue
 		}
@@ -47,11 +54,11 @@ func (s *Server) listContainerStats(ctx context.Context, f *runtimeapi.Container
 		if !matchLabels(info.Labels, f.GetLabelSelector()) {
 			continue
 		}
-		st, err := s.containerStats(ctx, info)
+		st, err := s.containerStats(ctx, info, cfg)
 		if err != nil {
 			continue // exited or removed meanwhile
 		}
 		out = append(out, st)
 	}
-	return out, nil
+	return out
 }

@@ -32,10 +32,11 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	if err != nil {
 		return nil, err
 	}
-	if _, _, ok := metaOf(info); !ok {
+	meta, cfg, ok := metaOf(info)
+	if !ok {
 		return nil, fmt.Errorf("container %s is not a CRI container (a pod's infra container or one made by sigil run): %w", req.GetContainerId(), errdefs.ErrNotFound)
 	}
-	st := containerStatus(info)
+	st := containerStatus(info, meta, cfg)
 	resp := &runtimeapi.ContainerStatusResponse{Status: st}
 	if req.GetVerbose() {
 		b, _ := json.Marshal(map[string]any{"pid": info.Pid, "name": info.Name, "command": info.Command, "error": info.Error})
@@ -44,11 +45,9 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	return resp, nil
 }
 
-func containerStatus(info container.Info) *runtimeapi.ContainerStatus {
-	meta, cfg, ok := metaOf(info)
-	if !ok {
-		meta, cfg = &containerMeta{}, &runtimeapi.ContainerConfig{}
-	}
+// containerStatus is the status of a CRI container; meta and cfg are what
+// metaOf decodes from its record.
+func containerStatus(info container.Info, meta *containerMeta, cfg *runtimeapi.ContainerConfig) *runtimeapi.ContainerStatus {
 	st := &runtimeapi.ContainerStatus{
 		Id:          info.ID,
 		Metadata:    cfg.GetMetadata(),

@@ -11,19 +11,20 @@ import (
 // ImageStatus describes one image; an image that is not here is an empty
 // response, not an error, as the CRI asks.
 func (s *Server) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
-	recs, err := s.findImage(ctx, req.GetImage().GetImage())
+	all, recs, err := s.lookupImage(ctx, req.GetImage().GetImage())
 	if errdefs.IsNotFound(err) {
 		return &runtimeapi.ImageStatusResponse{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	// Every name of the image, not only the one asked about.
-	all, err := s.findImage(ctx, recs[0].ID().String())
+	// Every name of the image, not only the one asked about, among the
+	// records already read.
+	names, err := findImageIn(all, recs[0].ID().String())
 	if err != nil {
 		return nil, err
 	}
-	imgs := s.criImages(ctx, all)
+	imgs := s.criImages(ctx, names)
 	resp := &runtimeapi.ImageStatusResponse{Image: imgs[0]}
 	if req.GetVerbose() {
 		if cfg, err := s.imageConfig(ctx, recs[0]); err == nil {

@@ -21,13 +21,26 @@ import (
 // stored name of that repository whose manifest or index has it). The
 // first is the best match. None found wraps errdefs.ErrNotFound.
 func (s *Server) findImage(ctx context.Context, spec string) ([]*images.Image, error) {
+	_, found, err := s.lookupImage(ctx, spec)
+	return found, err
+}
+
+// lookupImage is findImage that also returns all the store's image
+// records, read once, for a caller that searches them again.
+func (s *Server) lookupImage(ctx context.Context, spec string) (all, found []*images.Image, err error) {
 	if spec == "" {
-		return nil, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
 	}
-	all, err := s.stores.Images.List(ctx)
+	all, err = s.stores.Images.List(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	found, err = findImageIn(all, spec)
+	return all, found, err
+}
+
+// findImageIn is findImage among all, the store's image records.
+func findImageIn(all []*images.Image, spec string) ([]*images.Image, error) {
 	// An image ID: every name of that image.
 	hex := strings.TrimPrefix(spec, "sha256:")
 	if isHex(hex) && len(hex) >= 12 {

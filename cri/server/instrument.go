@@ -22,12 +22,18 @@ import (
 // trust policy refused; kubelet shows the message as the pod's reason.
 const SignatureValidationFailed = "SignatureValidationFailed"
 
-// quietCalls are polled constantly by kubelet: logged at Debug only.
-var quietCalls = map[string]bool{
-	"Version": true, "Status": true, "ListPodSandbox": true, "ListContainers": true,
-	"PodSandboxStatus": true, "ContainerStatus": true, "ListImages": true, "ImageStatus": true,
-	"ImageFsInfo": true, "ListContainerStats": true, "ListPodSandboxStats": true,
-	"ContainerStats": true, "PodSandboxStats": true, "ExecSync": true, "RuntimeConfig": true,
+// quietCall reports whether kubelet polls method constantly: such calls
+// are logged at Debug only. A switch, not a package-level map, so that no
+// sigil process builds it at start-up.
+func quietCall(method string) bool {
+	switch method {
+	case "Version", "Status", "ListPodSandbox", "ListContainers",
+		"PodSandboxStatus", "ContainerStatus", "ListImages", "ImageStatus",
+		"ImageFsInfo", "ListContainerStats", "ListPodSandboxStats",
+		"ContainerStats", "PodSandboxStats", "ExecSync", "RuntimeConfig":
+		return true
+	}
+	return false
 }
 
 // UnaryInterceptor logs every call once, at its end, and turns its error
@@ -57,7 +63,7 @@ func (s *Server) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 
 func (s *Server) logCall(ctx context.Context, method string, start time.Time, err error) {
 	level := slog.LevelInfo
-	if quietCalls[method] {
+	if quietCall(method) {
 		level = slog.LevelDebug
 	}
 	if err != nil {

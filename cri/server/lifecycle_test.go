@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/sigil-project/sigil/runtime/container"
 	"github.com/sigil-project/sigil/tests/testimage"
 )
 
@@ -37,7 +38,7 @@ func TestIdempotentOnUnknownAndRemoved(t *testing.T) {
 	}
 
 	for _, ids := range []struct{ name, pod, ctr string }{
-		{"unknown", newID(), newID()},
+		{"unknown", container.NewID(), container.NewID()},
 		{"removed", removedPod, removedCtr},
 	} {
 		cases := []struct {

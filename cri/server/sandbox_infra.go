@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 	"github.com/sigil-project/sigil/runtime/container"
 	"github.com/sigil-project/sigil/runtime/mount"
 	"github.com/sigil-project/sigil/runtime/pod"
@@ -109,8 +110,8 @@ func writePauseRootfs(state string, bin []byte) (string, error) {
 			return "", fmt.Errorf("pause program: %w", err)
 		}
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, "pause"), bin, 0o555); err != nil {
-		return "", fmt.Errorf("pause program: %w (is the disk full?)", err)
+	if err := atomicfile.WriteFile(filepath.Join(tmp, "pause"), bin, 0o555); err != nil {
+		return "", fmt.Errorf("pause program: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		// Another server wrote it meanwhile (fine, same content), or a
@@ -205,10 +206,7 @@ func (s *Server) startInfra(ctx context.Context, sb *sandbox, p *pod.Pod) error 
 		return fmt.Errorf("pod sandbox %s: the infra container (the pause) exited at once (%s): see the start log %s: %w",
 			sb.ID, info.Error, filepath.Join(s.cfg.State, "containers", sb.InfraID, "monitor.log"), errdefs.ErrFailedPrecondition)
 	}
-	if err := p.PinPID(ctx, info.Pid); err != nil {
-		return err
-	}
-	return nil
+	return p.PinPID(ctx, info.Pid)
 }
 
 // stopInfra stops sb's infra container, if it has one: the pause exits 0

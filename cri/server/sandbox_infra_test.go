@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -100,14 +101,7 @@ func TestSharedPIDNamespace(t *testing.T) {
 	podCfg := withSeccomp(e.podConfig("shared-pid", "default", true), &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault})
 	podID := e.runPod(ctx, podCfg)
 
-	sb, err := e.s.sandboxes.get(podID)
-	if err != nil || sb.InfraID == "" {
-		t.Fatalf("sandbox record = %+v, %v; want an infra container", sb, err)
-	}
-	infra, err := e.s.containers.Inspect(ctx, sb.InfraID)
-	if err != nil || !infra.Running() {
-		t.Fatalf("infra container = %+v, %v; want it running", infra, err)
-	}
+	sb, infra := e.runningInfra(ctx, podID)
 
 	unsupervised(t, infra)
 	// The pause: no capabilities, no_new_privs, the sandbox's
@@ -413,14 +407,7 @@ func TestSharedPIDNamespaceInfraKilledAcrossRestart(t *testing.T) {
 	ctx := testCtx(t)
 	podCfg := e.podConfig("killed", "default", true)
 	podID := e.runPod(ctx, podCfg)
-	sb, err := e.s.sandboxes.get(podID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	infra, err := e.s.containers.Inspect(ctx, sb.InfraID)
-	if err != nil || !infra.Running() {
-		t.Fatalf("infra = %+v, %v; want running", infra, err)
-	}
+	sb, infra := e.runningInfra(ctx, podID)
 	cgroups := cgroupDirs(t, infra.Pid)
 	_ = e.s.Close()
 	if err := syscall.Kill(infra.Pid, syscall.SIGKILL); err != nil {
@@ -457,14 +444,7 @@ func TestSharedPIDNamespaceStopAfterRestart(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := testCtx(t)
 	podID := e.runPod(ctx, e.podConfig("restarted", "default", true))
-	sb, err := e.s.sandboxes.get(podID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	infra, err := e.s.containers.Inspect(ctx, sb.InfraID)
-	if err != nil || !infra.Running() {
-		t.Fatalf("infra = %+v, %v; want running", infra, err)
-	}
+	sb, infra := e.runningInfra(ctx, podID)
 	e.restart()
 	if !processAlive(infra.Pid, infra.PidStartTime) {
 		t.Fatal("the pause died with the server")
@@ -499,14 +479,7 @@ func TestSharedPIDNamespaceSeccomp(t *testing.T) {
 	ctx := testCtx(t)
 	pausePid := func(podID string) int {
 		t.Helper()
-		sb, err := e.s.sandboxes.get(podID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		infra, err := e.s.containers.Inspect(ctx, sb.InfraID)
-		if err != nil || !infra.Running() {
-			t.Fatalf("infra = %+v, %v; want running", infra, err)
-		}
+		_, infra := e.runningInfra(ctx, podID)
 		return infra.Pid
 	}
 	unset := e.runPod(ctx, e.podConfig("seccomp-unset", "default", true))
@@ -565,4 +538,19 @@ func gone(t *testing.T, what string, dirs []string) {
 			t.Errorf("%s: %s is still there (%v)", what, d, err)
 		}
 	}
+}
+
+// runningInfra returns podID's sandbox record and its infra container,
+// which must be there and running.
+func (e *testEnv) runningInfra(ctx context.Context, podID string) (*sandbox, container.Info) {
+	e.t.Helper()
+	sb, err := e.s.sandboxes.get(podID)
+	if err != nil || sb.InfraID == "" {
+		e.t.Fatalf("sandbox record = %+v, %v; want an infra container", sb, err)
+	}
+	infra, err := e.s.containers.Inspect(ctx, sb.InfraID)
+	if err != nil || !infra.Running() {
+		e.t.Fatalf("infra container = %+v, %v; want it running", infra, err)
+	}
+	return sb, infra
 }

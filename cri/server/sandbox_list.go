@@ -35,17 +35,17 @@ func (s *Server) listSandboxes(ctx context.Context, f *runtimeapi.PodSandboxFilt
 	items := []*runtimeapi.PodSandbox{}
 	for _, sb := range all {
 		cfg := sb.Cfg()
+		if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) {
+			continue
+		}
+		if !matchLabels(cfg.GetLabels(), f.GetLabelSelector()) {
+			continue
+		}
+		// The state asks about the infra container: only for the
+		// sandboxes the other filters keep.
 		state := s.sandboxState(ctx, sb)
-		if f != nil {
-			if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) {
-				continue
-			}
-			if f.GetState() != nil && f.GetState().GetState() != state {
-				continue
-			}
-			if !matchLabels(cfg.GetLabels(), f.GetLabelSelector()) {
-				continue
-			}
+		if f.GetState() != nil && f.GetState().GetState() != state {
+			continue
 		}
 		items = append(items, &runtimeapi.PodSandbox{
 			Id:             sb.ID,

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +12,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/sigil-project/sigil/cri/network"
+	"github.com/sigil-project/sigil/runtime/atomicfile"
+	"github.com/sigil-project/sigil/runtime/container"
 	"github.com/sigil-project/sigil/runtime/pod"
 )
 
@@ -42,7 +42,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if sharesPID(cfg) && s.pauseRootfs == "" {
 		return nil, errNoPause(md)
 	}
-	sb := &sandbox{ID: newID(), State: sandboxNotReady, CreatedAt: time.Now().UTC()}
+	sb := &sandbox{ID: container.NewID(), State: sandboxNotReady, CreatedAt: time.Now().UTC()}
 	if err := sb.setConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	// Recorded before they are made, so that a crash in between still
 	// gets the infra container removed and a CNI DEL at removal.
 	if sharesPID(cfg) {
-		sb.InfraID = newID()
+		sb.InfraID = container.NewID()
 	}
 	sb.Networked = !hostNet
 	if err := s.sandboxes.put(sb); err != nil {
@@ -180,7 +180,7 @@ func (s *Server) setupNetwork(ctx context.Context, sb *sandbox, hostname string)
 		sb.IPs = append(sb.IPs, ip.String())
 	}
 	// /etc/hosts names the pod by its own address.
-	return s.writePodFiles(sb, hostname)
+	return s.writeHosts(sb, hostname)
 }
 
 // podNetwork is what CNI is told about the sandbox.
@@ -230,12 +230,19 @@ func (s *Server) writePodFiles(sb *sandbox, hostname string) error {
 	} else {
 		resolv, _ = os.ReadFile("/etc/resolv.conf")
 	}
-	if err := writeFileAtomic(s.resolvConfPath(sb.ID), resolv, 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.resolvConfPath(sb.ID), resolv, 0o644); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.hostnamePath(sb.ID), []byte(hostname+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.hostnamePath(sb.ID), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
+	return s.writeHosts(sb, hostname)
+}
+
+// writeHosts writes the pod's hosts file: the host's with the host
+// network, else localhost and the pod's addresses (sb.IPs, none until
+// the network is set up) named hostname.
+func (s *Server) writeHosts(sb *sandbox, hostname string) error {
 	var hosts []byte
 	if sb.hostNetwork() {
 		hosts, _ = os.ReadFile("/etc/hosts")
@@ -247,12 +254,5 @@ func (s *Server) writePodFiles(sb *sandbox, hostname string) error {
 		}
 		hosts = []byte(b.String())
 	}
-	return writeFileAtomic(s.hostsPath(sb.ID), hosts, 0o644)
-}
-
-// newID returns a random 64-hex-digit ID, the form kubelet expects.
-func newID() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return atomicfile.WriteFile(s.hostsPath(sb.ID), hosts, 0o644)
 }

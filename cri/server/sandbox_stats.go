@@ -18,14 +18,16 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandbox
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.sandboxStats(ctx, sb)
+	all, err := s.containers.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &runtimeapi.PodSandboxStatsResponse{Stats: st}, nil
+	return &runtimeapi.PodSandboxStatsResponse{Stats: s.sandboxStats(ctx, sb, all)}, nil
 }
 
-func (s *Server) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.PodSandboxStats, error) {
+// sandboxStats is the stats of sb's cgroup parent and of its containers
+// among all (the store's, listed once by the caller).
+func (s *Server) sandboxStats(ctx context.Context, sb *sandbox, all []container.Info) *runtimeapi.PodSandboxStats {
 	cfg := sb.Cfg()
 	out := &runtimeapi.PodSandboxStats{
 		Attributes: &runtimeapi.PodSandboxAttributes{Id: sb.ID, Metadata: cfg.GetMetadata(), Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations()},
@@ -41,10 +43,6 @@ func (s *Server) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.Pod
 	out.Linux.Cpu = cpuUsage(u, ts)
 	out.Linux.Memory = memoryUsage(u, ts)
 	out.Linux.Process = &runtimeapi.ProcessUsage{Timestamp: ts, ProcessCount: &runtimeapi.UInt64Value{Value: u.Pids}}
-	cs, err := s.listContainerStats(ctx, &runtimeapi.ContainerStatsFilter{PodSandboxId: sb.ID})
-	if err != nil {
-		return nil, err
-	}
-	out.Linux.Containers = cs
-	return out, nil
+	out.Linux.Containers = s.containerStatsOf(ctx, all, &runtimeapi.ContainerStatsFilter{PodSandboxId: sb.ID})
+	return out
 }

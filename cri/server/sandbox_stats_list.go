@@ -32,7 +32,7 @@ func (s *Server) listSandboxStats(ctx context.Context, f *runtimeapi.PodSandboxS
 	if err != nil {
 		return nil, err
 	}
-	out := []*runtimeapi.PodSandboxStats{}
+	var keep []*sandbox
 	for _, sb := range all {
 		if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) {
 			continue
@@ -40,11 +40,21 @@ func (s *Server) listSandboxStats(ctx context.Context, f *runtimeapi.PodSandboxS
 		if !matchLabels(sb.Cfg().GetLabels(), f.GetLabelSelector()) {
 			continue
 		}
-		st, err := s.sandboxStats(ctx, sb)
-		if err != nil {
-			continue
-		}
-		out = append(out, st)
+		keep = append(keep, sb)
+	}
+	out := []*runtimeapi.PodSandboxStats{}
+	if len(keep) == 0 {
+		return out, nil
+	}
+	// The containers are listed once for all the sandboxes; when they
+	// cannot be, no sandbox is reported (their containers' stats are
+	// unknown).
+	containers, err := s.containers.List(ctx)
+	if err != nil {
+		return out, nil
+	}
+	for _, sb := range keep {
+		out = append(out, s.sandboxStats(ctx, sb, containers))
 	}
 	return out, nil
 }

@@ -7,11 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 	"google.golang.org/protobuf/encoding/protojson"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -75,7 +75,9 @@ func (sb *sandbox) hostNetwork() bool {
 // Records are written to a temporary file and renamed.
 type sandboxStore struct{ dir string }
 
-var validSandboxID = regexp.MustCompile(`^[a-f0-9]{64}$`)
+// isSandboxID reports whether s is a whole sandbox ID (64 hex digits, as
+// container.NewID makes), not a prefix.
+func isSandboxID(s string) bool { return len(s) == 64 && isHex(s) }
 
 func (st *sandboxStore) path(id string) string { return filepath.Join(st.dir, id) }
 
@@ -87,7 +89,7 @@ func (st *sandboxStore) put(sb *sandbox) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(st.path(sb.ID), "sandbox.json"), b, 0o600)
+	return atomicfile.WriteFile(filepath.Join(st.path(sb.ID), "sandbox.json"), b, 0o600)
 }
 
 // get loads a sandbox by full ID or unique prefix (crictl accepts
@@ -96,7 +98,7 @@ func (st *sandboxStore) get(id string) (*sandbox, error) {
 	if id == "" {
 		return nil, fmt.Errorf("no pod sandbox ID given: %w", errdefs.ErrInvalidArgument)
 	}
-	if !validSandboxID.MatchString(id) {
+	if !isSandboxID(id) {
 		all, err := st.list()
 		if err != nil {
 			return nil, err
@@ -140,7 +142,7 @@ func (st *sandboxStore) list() ([]*sandbox, error) {
 	}
 	var out []*sandbox
 	for _, e := range entries {
-		if !e.IsDir() || !validSandboxID.MatchString(e.Name()) {
+		if !e.IsDir() || !isSandboxID(e.Name()) {
 			continue
 		}
 		sb, err := st.get(e.Name())
@@ -156,27 +158,3 @@ func (st *sandboxStore) list() ([]*sandbox, error) {
 }
 
 func (st *sandboxStore) remove(id string) error { return os.RemoveAll(st.path(id)) }
-
-func writeFileAtomic(name string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
-}

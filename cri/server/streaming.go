@@ -36,16 +36,9 @@ func resizes(in <-chan streaming.TerminalSize) <-chan container.TerminalSize {
 // Exec runs cmd in the container connected to the client's streams. A
 // non-zero exit is reported as the streaming protocol's exit error.
 func (r *streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan streaming.TerminalSize) error {
-	stdio := container.IO{Stdin: in}
-	if out != nil {
-		stdio.Stdout = out
-	}
-	if errw != nil {
-		stdio.Stderr = errw
-	}
 	code, err := r.s.containers.Exec(ctx, id, container.ExecOptions{
 		Args: cmd, Tty: tty, Stdin: in != nil, IgnoreSignals: true, Resize: resizes(resize),
-	}, stdio)
+	}, container.IO{Stdin: in, Stdout: out, Stderr: errw})
 	if err != nil {
 		return err
 	}
@@ -61,15 +54,9 @@ func (r *streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out
 	if err != nil {
 		return err
 	}
-	aio := container.AttachIO{Stdin: in, Resize: resizes(resize)}
+	aio := container.AttachIO{Stdin: in, Stdout: out, Stderr: errw, Resize: resizes(resize)}
 	if _, cfg, ok := metaOf(info); ok {
 		aio.CloseStdin = cfg.GetStdinOnce()
-	}
-	if out != nil {
-		aio.Stdout = out
-	}
-	if errw != nil {
-		aio.Stderr = errw
 	}
 	return r.s.containers.Attach(ctx, id, aio)
 }

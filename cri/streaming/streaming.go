@@ -20,7 +20,6 @@ import (
 	"net/url"
 	"time"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	k8sstreaming "k8s.io/cri-streaming/pkg/streaming"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 )
@@ -83,10 +82,3 @@ func (s *Server) Serve() error {
 
 // Close stops the server and its open streams.
 func (s *Server) Close() error { return s.http.Close() }
-
-// Requests the CRI server validates before handing out a URL.
-type (
-	ExecRequest        = runtimeapi.ExecRequest
-	AttachRequest      = runtimeapi.AttachRequest
-	PortForwardRequest = runtimeapi.PortForwardRequest
-)

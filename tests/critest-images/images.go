@@ -294,19 +294,22 @@ func standIns(bb string, bins map[string]string) ([]standIn, error) {
 			dir("run", 0o755), symlink("var/run", "/run"),
 		}
 	}
-	const defaultConf = "server {\n    listen       80;\n    server_name  localhost;\n    location / {\n        root   /usr/share/nginx/html;\n        index  index.html index.htm;\n    }\n}\n"
+	// nginxConf is the images' conf.d/default.conf, serving the document
+	// root on port.
+	nginxConf := func(port int) string {
+		return fmt.Sprintf("server {\n    listen       %d;\n    server_name  localhost;\n    location / {\n        root   /usr/share/nginx/html;\n        index  index.html index.htm;\n    }\n}\n", port)
+	}
 	img, err := image(base, config{cmd: []string{"nginx", "-g", "daemon off;"}, stopSignal: "SIGTERM", ports: []string{"80/tcp"}},
-		nginxFiles(defaultConf))
+		nginxFiles(nginxConf(80)))
 	if err := add(img, err, e2e+"nginx:1.14-2"); err != nil {
 		return nil, err
 	}
 
 	// hostnet-nginx (nginx:1.25.0 with images/hostnet-nginx/default.conf:
 	// port 12003): the Debian nginx image's entrypoint script, SIGQUIT.
-	const hostnetConf = "server {\n    listen       12003;\n    server_name  localhost;\n    location / {\n        root   /usr/share/nginx/html;\n        index  index.html index.htm;\n    }\n}\n"
 	const entrypoint = "#!/bin/sh\n# stand-in for the nginx image's /docker-entrypoint.sh\nset -e\nif [ \"$1\" = \"nginx\" ] || [ \"$1\" = \"nginx-debug\" ]; then\n    echo \"$0: Configuration complete; ready for start up\"\nfi\nexec \"$@\"\n"
 	img, err = image(base, config{entrypoint: []string{"/docker-entrypoint.sh"}, cmd: []string{"nginx", "-g", "daemon off;"}, stopSignal: "SIGQUIT", ports: []string{"80/tcp"}},
-		append(nginxFiles(hostnetConf), file("docker-entrypoint.sh", 0o755, []byte(entrypoint))))
+		append(nginxFiles(nginxConf(12003)), file("docker-entrypoint.sh", 0o755, []byte(entrypoint))))
 	if err := add(img, err, critest+"hostnet-nginx-amd64:latest"); err != nil {
 		return nil, err
 	}

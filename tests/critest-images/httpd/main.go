@@ -19,6 +19,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/sigil-project/sigil/tests/critest-images/internal/accesslog"
 )
 
 const (
@@ -111,23 +113,9 @@ func sigName(s os.Signal) string {
 
 // accessLog writes Apache's common log format to stdout.
 func accessLog(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(rw, r)
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		fmt.Printf("%s - - [%s] \"%s %s %s\" %d %d\n", host, time.Now().Format("02/Jan/2006:15:04:05 -0700"),
-			r.Method, r.RequestURI, r.Proto, rw.status, rw.n)
+	return accesslog.Handler(h, func(e accesslog.Entry) string {
+		r := e.Request
+		return fmt.Sprintf("%s - - [%s] \"%s %s %s\" %d %d", e.Host, e.Time,
+			r.Method, r.RequestURI, r.Proto, e.Status, e.Bytes)
 	})
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status, n int
-}
-
-func (w *statusWriter) WriteHeader(s int) { w.status = s; w.ResponseWriter.WriteHeader(s) }
-func (w *statusWriter) Write(b []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(b)
-	w.n += n
-	return n, err
 }

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sigil-project/sigil/tests/critest-images/internal/accesslog"
 )
 
 const (
@@ -238,23 +240,9 @@ func worker() {
 // accessLog writes nginx's "main" log format to stdout (nginx's images
 // link access.log to /dev/stdout).
 func accessLog(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(rw, r)
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		fmt.Printf("%s - - [%s] %q %d %d \"-\" %q \"-\"\n", host, time.Now().Format("02/Jan/2006:15:04:05 -0700"),
-			r.Method+" "+r.RequestURI+" "+r.Proto, rw.status, rw.n, r.UserAgent())
+	return accesslog.Handler(h, func(e accesslog.Entry) string {
+		r := e.Request
+		return fmt.Sprintf("%s - - [%s] %q %d %d \"-\" %q \"-\"", e.Host, e.Time,
+			r.Method+" "+r.RequestURI+" "+r.Proto, e.Status, e.Bytes, r.UserAgent())
 	})
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status, n int
-}
-
-func (w *statusWriter) WriteHeader(s int) { w.status = s; w.ResponseWriter.WriteHeader(s) }
-func (w *statusWriter) Write(b []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(b)
-	w.n += n
-	return n, err
 }
