@@ -941,3 +941,57 @@ func TestCRIUpgradeUnderRunningPods(t *testing.T) {
 		t.Errorf("containers left after the pods were removed:\n%s", out.stdout)
 	}
 }
+
+// With a sigstoreSigned policy the CRI verifies cosign signatures as the
+// CLI does: a signed image is pulled and its containers created, an
+// unsigned one is refused at pull, and a namespace whose policy trusts
+// another key refuses the stored image at create.
+func TestCRISigstoreSignedPolicy(t *testing.T) {
+	c := newCRIEnv(t)
+	ctx := ctxT(t)
+	environ := append(os.Environ(), "SIGIL_PASSWORD=cri-test-password")
+	keys := t.TempDir()
+	for _, k := range []string{"signer", "other"} {
+		if r := c.sigilEnv(environ, nil, "key", "generate", filepath.Join(keys, k)); r.code != 0 {
+			t.Fatalf("key generate: %s", r)
+		}
+	}
+	if r := c.sigilEnv(environ, nil, "sign", "--key", filepath.Join(keys, "signer.key"), c.image); r.code != 0 {
+		t.Fatalf("sign: %s", r)
+	}
+	unsignedImg, err := testimage.Layered(testimage.OCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := c.push("e2e/unsigned:1", unsignedImg)
+	trusting := func(key string) []byte {
+		return []byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"` + c.reg.Host + `/e2e":[` +
+			`{"type":"sigstoreSigned","keyPath":"` + filepath.Join(keys, key+".pub") + `","signedIdentity":{"type":"matchRepository"}}]}}}`)
+	}
+	if err := os.WriteFile(c.policy, trusting("signer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: c.image}}); err != nil {
+		t.Fatalf("PullImage of the signed image = %v", err)
+	}
+	_, err = c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: unsigned}})
+	if msg := status.Convert(err).Message(); !strings.HasPrefix(msg, "SignatureValidationFailed: SIGNATURE_MISSING: ") {
+		t.Errorf("PullImage of an unsigned image = %v, want SignatureValidationFailed: SIGNATURE_MISSING", err)
+	}
+
+	pod := podConfig("signed", "default")
+	podID := c.runPod(ctx, pod)
+	if _, err := c.createContainer(ctx, podID, pod, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Command: []string{"true"}}); err != nil {
+		t.Errorf("CreateContainer of the signed image = %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(c.policiesDir, "rotated.json"), trusting("other"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rotated := podConfig("rotated", "rotated")
+	rotatedID := c.runPod(ctx, rotated)
+	_, err = c.createContainer(ctx, rotatedID, rotated, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Command: []string{"true"}})
+	if msg := status.Convert(err).Message(); !strings.HasPrefix(msg, "SignatureValidationFailed: KEY_UNTRUSTED: ") {
+		t.Errorf("CreateContainer where another key is trusted = %v, want SignatureValidationFailed: KEY_UNTRUSTED", err)
+	}
+}

@@ -15,13 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
 	"github.com/sigil-project/sigil/cri/server"
 	"github.com/sigil-project/sigil/runtime/pull"
-	"github.com/sigil-project/sigil/signing"
-	"github.com/sigil-project/sigil/signing/policy"
 )
 
 type criFlags struct {
@@ -65,12 +64,11 @@ var validNamespace = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCo
 
 // namespaceVerifier loads, for each call, the policy of a namespace when
 // <policies-dir>/<namespace>.json exists, else the default policy: an
-// edited policy applies to the next pull or container.
+// edited policy applies to the next pull or container. Signatures are read
+// with the given credentials (the pull's, or the node's) and acceptances
+// cached, as for the CLI.
 func (a *app) namespaceVerifier(dir string) server.VerifierFunc {
-	return func(_ context.Context, namespace string) (pull.Verifier, error) {
-		if a.opts.InsecurePolicy {
-			return signing.NewImageVerifier(policy.AcceptAnything())
-		}
+	return func(_ context.Context, namespace string, keychain authn.Keychain) (pull.Verifier, error) {
 		path := a.opts.Policy
 		if namespace != "" && validNamespace().MatchString(namespace) && dir != "" {
 			p := filepath.Join(dir, namespace+".json")
@@ -80,11 +78,8 @@ func (a *app) namespaceVerifier(dir string) server.VerifierFunc {
 				return nil, err
 			}
 		}
-		p, err := policy.Load(path)
-		if err != nil {
-			return nil, err
-		}
-		return signing.NewImageVerifier(p)
+		iv, _, err := a.policyVerifier(path, keychain, true)
+		return iv, err
 	}
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"path/filepath"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/opencontainers/go-digest"
+
 	"github.com/sigil-project/sigil/runtime/pull"
 	"github.com/sigil-project/sigil/signing"
 	"github.com/sigil-project/sigil/signing/policy"
@@ -24,11 +26,19 @@ func (a *app) verifier() (pull.Verifier, error) {
 // the digest of the policy file it loaded ("" with --insecure-policy);
 // useCache false checks afresh (and still records an acceptance).
 func (a *app) imageVerifier(useCache bool) (*signing.ImageVerifier, digest.Digest, error) {
+	return a.policyVerifier(a.opts.Policy, userKeychain(), useCache)
+}
+
+// policyVerifier judges images by the policy file at path (or accepts
+// everything with --insecure-policy), reading signatures with keychain's
+// credentials and caching acceptances under --root/verdicts. The CLI and
+// the CRI (one policy file per namespace) both build theirs here.
+func (a *app) policyVerifier(path string, keychain authn.Keychain, useCache bool) (*signing.ImageVerifier, digest.Digest, error) {
 	if a.opts.InsecurePolicy {
 		iv, err := signing.NewImageVerifier(policy.AcceptAnything())
 		return iv, "", err
 	}
-	p, sum, err := policy.LoadWithDigest(a.opts.Policy)
+	p, sum, err := policy.LoadWithDigest(path)
 	if err != nil {
 		return nil, "", err
 	}
@@ -36,16 +46,16 @@ func (a *app) imageVerifier(useCache bool) (*signing.ImageVerifier, digest.Diges
 	if !useCache {
 		cache = cache.WriteOnly()
 	}
-	iv, err := signing.NewImageVerifier(p, policy.WithSignatureVerifier(a.sigstoreVerifier(cache)))
+	iv, err := signing.NewImageVerifier(p, policy.WithSignatureVerifier(a.sigstoreVerifier(keychain, cache)))
 	return iv, sum, err
 }
 
 // sigstoreVerifier checks sigstoreSigned requirements, reading signatures
-// through the same resolution as images.
-func (a *app) sigstoreVerifier(cache *verdicts.Cache) *signing.SigstoreVerifier {
+// through the same resolution as images, with keychain's credentials.
+func (a *app) sigstoreVerifier(keychain authn.Keychain, cache *verdicts.Cache) *signing.SigstoreVerifier {
 	opts := []signing.VerifierOption{signing.WithLogger(a.logger)}
 	if cache != nil {
 		opts = append(opts, signing.WithVerdictCache(cache))
 	}
-	return signing.NewSigstoreVerifier(signing.NewRegistryLocator(a.remoteClient(), a.registries), opts...)
+	return signing.NewSigstoreVerifier(signing.NewRegistryLocator(a.remoteClientWith(keychain), a.registries), opts...)
 }

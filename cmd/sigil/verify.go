@@ -135,7 +135,7 @@ func (a *app) verify(cmd *cobra.Command, refStr, keyFile string, explain bool) (
 				Transports: map[string]policy.Scopes{policy.TransportDocker: {ref.Name(): req}},
 			}
 		}
-		iv, err = signing.NewImageVerifier(p, policy.WithSignatureVerifier(a.sigstoreVerifier(nil)))
+		iv, err = signing.NewImageVerifier(p, policy.WithSignatureVerifier(a.sigstoreVerifier(userKeychain(), nil)))
 		if err != nil {
 			return nil, err
 		}

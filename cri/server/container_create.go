@@ -74,7 +74,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	sbCfg := sb.Cfg()
 	ns := sbCfg.GetMetadata().GetNamespace()
 
-	verifier, err := s.cfg.Verifier(ctx, ns)
+	// A stored image's acceptance is usually in the verdict cache; on a
+	// miss its signatures are read with the node's credentials.
+	verifier, err := s.cfg.Verifier(ctx, ns, s.cfg.Keychain)
 	if err != nil {
 		return nil, fmt.Errorf("create container: trust policy: %w", err)
 	}

@@ -27,16 +27,18 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 		return nil, fmt.Errorf("pull %q: %w: %w", spec, err, errdefs.ErrInvalidArgument)
 	}
 	ns := req.GetSandboxConfig().GetMetadata().GetNamespace()
-	verifier, err := s.cfg.Verifier(ctx, ns)
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: trust policy: %w", ref, err)
-	}
 	keychain := s.cfg.Keychain
 	if kc, ok := authKeychain(ref.Domain(), req.GetAuth()); ok {
 		keychain = kc
 	}
 	if keychain == nil {
 		keychain = authn.NewMultiKeychain()
+	}
+	// Signatures are read with the pull's credentials too: they live in
+	// the image's repository.
+	verifier, err := s.cfg.Verifier(ctx, ns, keychain)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: trust policy: %w", ref, err)
 	}
 	res, err := resolve.New(s.cfg.Remote(keychain), s.cfg.Registries, s.log).Resolve(ctx, ref)
 	if err != nil {

@@ -184,7 +184,7 @@ func (e *testEnv) setPolicy(namespace, policyJSON string) {
 
 // verifier is the Config's VerifierFunc: the namespace's policy, else the
 // default one.
-func (e *testEnv) verifier(_ context.Context, namespace string) (pull.Verifier, error) {
+func (e *testEnv) verifier(_ context.Context, namespace string, _ authn.Keychain) (pull.Verifier, error) {
 	e.mu.Lock()
 	text, ok := e.policies[namespace]
 	if !ok {

@@ -31,8 +31,9 @@ const (
 // VerifierFunc returns the trust policy for a Kubernetes namespace ("" for
 // none known): the namespace's own policy when there is one, else the
 // default. It is called for every pull and every container creation, so
-// a policy edited on disk applies to the next one.
-type VerifierFunc func(ctx context.Context, namespace string) (pull.Verifier, error)
+// a policy edited on disk applies to the next one. Signatures are read
+// with keychain's credentials: the pull's own, or the node's.
+type VerifierFunc func(ctx context.Context, namespace string, keychain authn.Keychain) (pull.Verifier, error)
 
 // RemoteFunc returns a registry client that authenticates with keychain.
 type RemoteFunc func(keychain authn.Keychain) *remote.Client
