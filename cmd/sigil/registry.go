@@ -21,6 +21,7 @@ import (
 	"github.com/sigil-project/sigil/auth"
 	"github.com/sigil-project/sigil/registry"
 	"github.com/sigil-project/sigil/registry/config"
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 )
 
 // defaultRegistryConfig is where `sigil registry` looks without --config.
@@ -315,12 +316,7 @@ reads the file again when it changes.`,
 			}
 			out = append(out, user+":"+string(hash))
 			// Written aside and renamed: the registry never reads half a file.
-			tmp := file + ".tmp"
-			if err := os.WriteFile(tmp, []byte(strings.Join(out, "\n")+"\n"), 0o600); err != nil {
-				return fmt.Errorf("htpasswd: %w", err)
-			}
-			if err := os.Rename(tmp, file); err != nil {
-				os.Remove(tmp)
+			if err := atomicfile.WriteFile(file, []byte(strings.Join(out, "\n")+"\n"), 0o600); err != nil {
 				return fmt.Errorf("htpasswd: %w", err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "user %s written to %s\n", user, file)

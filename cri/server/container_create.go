@@ -84,7 +84,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err != nil {
 		return nil, err
 	}
-	imgCfg, err := s.imageConfig(ctx, img)
+	imgCfg, err := s.stores.ImageConfig(ctx, img)
 	if err != nil {
 		return nil, err
 	}

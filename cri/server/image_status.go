@@ -27,7 +27,7 @@ func (s *Server) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusReq
 	imgs := s.criImages(ctx, names)
 	resp := &runtimeapi.ImageStatusResponse{Image: imgs[0]}
 	if req.GetVerbose() {
-		if cfg, err := s.imageConfig(ctx, recs[0]); err == nil {
+		if cfg, err := s.stores.ImageConfig(ctx, recs[0]); err == nil {
 			b, _ := json.Marshal(map[string]any{"name": recs[0].Name, "target": recs[0].Target, "config": cfg})
 			resp.Info = map[string]string{"info": string(b)}
 		}

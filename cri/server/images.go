@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/sigil-project/sigil/runtime/images"
@@ -102,7 +101,7 @@ func (s *Server) criImages(ctx context.Context, recs []*images.Image) []*runtime
 		ci, ok := byID[id]
 		if !ok {
 			ci = &runtimeapi.Image{Id: id, Size: uint64(img.Size()), Spec: &runtimeapi.ImageSpec{Image: id}}
-			if cfg, err := s.imageConfig(ctx, img); err == nil {
+			if cfg, err := s.stores.ImageConfig(ctx, img); err == nil {
 				setImageUser(ci, cfg.Config.User)
 			}
 			byID[id] = ci
@@ -143,12 +142,4 @@ func setImageUser(ci *runtimeapi.Image, user string) {
 		return
 	}
 	ci.Username = u
-}
-
-func (s *Server) imageConfig(ctx context.Context, img *images.Image) (*ocispec.Image, error) {
-	b, err := s.stores.Content.ReadAll(ctx, img.Config.Digest, images.MaxManifestSize)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: config: %w", img.Name, err)
-	}
-	return images.ParseConfig(b, nil)
 }

@@ -9,8 +9,9 @@ import (
 
 // PodSandboxStatus reports the sandbox's state, IPs and namespace options.
 // A sandbox whose infra container has died is NOTREADY.
-// An unknown ID is NotFound. With verbose, the containers' statuses are
-// included too, as kubelet's evented PLEG asks.
+// An unknown ID is NotFound. With verbose, Info carries the network
+// namespace, state directory and infra container (the containers'
+// statuses, which evented PLEG may read there, are not included).
 func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
 	sb, err := s.sandboxes.get(req.GetPodSandboxId())
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/sigil-project/sigil/runtime/content"
 	"github.com/sigil-project/sigil/runtime/images"
@@ -151,4 +152,13 @@ func (s *Stores) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// ImageConfig reads img's configuration from the content store.
+func (s *Stores) ImageConfig(ctx context.Context, img *images.Image) (*ocispec.Image, error) {
+	b, err := s.Content.ReadAll(ctx, img.Config.Digest, images.MaxManifestSize)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: config: %w; fetch the image again", img.Name, err)
+	}
+	return images.ParseConfig(b, nil)
 }

@@ -5,10 +5,8 @@ import (
 	"fmt"
 
 	"github.com/containerd/errdefs"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/sigil-project/sigil/runtime/images"
-	"github.com/sigil-project/sigil/runtime/local"
 	"github.com/sigil-project/sigil/runtime/reference"
 )
 
@@ -28,13 +26,4 @@ func Stored(ctx context.Context, imgs *images.Store, refStr string) (*images.Ima
 		return nil, fmt.Errorf("image %s: %d stored images match: %w", ref.String(), len(found), errdefs.ErrNotFound)
 	}
 	return found[0], nil
-}
-
-// ReadImageConfig reads img's configuration from the content store.
-func ReadImageConfig(ctx context.Context, s *local.Stores, img *images.Image) (*ocispec.Image, error) {
-	b, err := s.Content.ReadAll(ctx, img.Config.Digest, images.MaxManifestSize)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: config: %w; fetch the image again", img.Name, err)
-	}
-	return images.ParseConfig(b, nil)
 }

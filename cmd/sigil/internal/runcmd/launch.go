@@ -24,7 +24,7 @@ func (e ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code)
 // container has a record the snapshot is the caller's: Release gives it
 // back on failure.
 func Prepare(ctx context.Context, stores *local.Stores, img *images.Image, f *Flags, c Checked) (container.CreateOptions, error) {
-	config, err := ReadImageConfig(ctx, stores, img)
+	config, err := stores.ImageConfig(ctx, img)
 	if err != nil {
 		return container.CreateOptions{}, err
 	}
