@@ -21,6 +21,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/sigil-project/sigil/runtime/atomicfile"
 	"github.com/sigil-project/sigil/signing/policy"
 )
 
@@ -45,7 +46,7 @@ import (
 //
 //	ROOT/verdicts/
 //	├── <sha256 of the key>.json   {"version":1,"ref":…,"digest":…,"signer":…,"verified_at":…}
-//	└── .tmp-*                     being written
+//	└── .<name>.*                  being written (runtime/atomicfile)
 type Cache struct {
 	dir       string
 	policy    digest.Digest
@@ -127,20 +128,9 @@ func (c *Cache) Put(ref string, d digest.Digest, fingerprint []byte, s *policy.S
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("verdict cache: %w", err)
 	}
-	// Not synced (unlike records): a verdict lost in a crash is only
-	// computed again, and a warm run should not wait for the disk.
-	f, err := os.CreateTemp(c.dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("verdict cache: %w", err)
-	}
-	_, werr := f.Write(b)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("verdict cache: %w", err)
-	}
-	if err := os.Rename(f.Name(), c.path(c.key(ref, d, fingerprint))); err != nil {
-		os.Remove(f.Name())
+	// Only a verification that read signatures writes here, so the
+	// fsync costs no warm run anything.
+	if err := atomicfile.WriteFile(c.path(c.key(ref, d, fingerprint)), b, 0o600); err != nil {
 		return fmt.Errorf("verdict cache: %w", err)
 	}
 	return nil
