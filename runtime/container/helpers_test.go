@@ -26,7 +26,8 @@ func TestMain(m *testing.M) {
 	Reexec()
 	code := m.Run()
 	if busybox.dir != "" {
-		os.RemoveAll(busybox.dir)
+		// The rootfs and the temporary directory it was made in.
+		os.RemoveAll(filepath.Dir(busybox.dir))
 	}
 	os.Exit(code)
 }
